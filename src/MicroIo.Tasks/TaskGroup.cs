@@ -1,0 +1,417 @@
+using System.Runtime.ExceptionServices;
+
+namespace MicroIo;
+
+/// <summary>
+/// Runs child tasks that cannot outlive it: <see cref="RunAsync(Func{TaskGroup, Task}, CancellationToken)"/> returns only
+/// after every child has finished.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The group has a <see cref="CancelScope"/> that its body and children run in; every child receives its token. A child
+/// that fails cancels the group (unless the group supervises, see <see cref="TaskGroupMode"/>); the body's failure and
+/// every child's are thrown together as one <see cref="AggregateException"/> once all children have ended. Cancelling
+/// the group (<see cref="Cancel(string?)"/>, its scope or its deadline) is a normal exit. Cancellation from outside (the
+/// caller's token or an enclosing scope) stops the group too and propagates as <see cref="OperationCanceledException"/>.
+/// </para>
+/// <para>
+/// Children run where the group's owner runs: posted to the <see cref="SynchronizationContext"/> that was current when
+/// the group started (so a loop thread keeps its children), else on the thread pool. They see the group's scope as their
+/// enclosing scope, never the scopes of the code that started them. Every member may be called from any thread.
+/// </para>
+/// </remarks>
+/// <example>
+/// <code>
+/// await TaskGroup.RunAsync(async group =&gt;
+/// {
+///     var port = await group.StartAsync&lt;int&gt;(async (ready, ct) =&gt;
+///     {
+///         using var listener = Listen();
+///         ready.Started(listener.Port);
+///         await ServeAsync(listener, ct);
+///     });
+///     group.StartSoon(ct =&gt; PollAsync(port, ct));
+///     await Task.Delay(TimeSpan.FromMinutes(1), group.Token);
+///     group.Cancel("done");
+/// });
+/// </code>
+/// </example>
+public sealed class TaskGroup
+{
+    private readonly Lock _lock = new();
+    private readonly CancelScope _scope;
+    private readonly TaskGroupMode _mode;
+    private readonly WorkTracker _children = new();
+    private readonly List<Exception> _errors = [];
+    private readonly SynchronizationContext? _owner;
+    private bool _finished;
+    private bool _childCancelled;
+
+    private TaskGroup(TaskGroupMode mode, SynchronizationContext? owner)
+    {
+        if (mode is not (TaskGroupMode.FailFast or TaskGroupMode.Supervise))
+        {
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, "Unknown task group mode.");
+        }
+
+        _mode = mode;
+        _owner = owner;
+        _scope = new CancelScope();
+    }
+
+    /// <summary>Gets the group's cancel scope: cancel it, or set its deadline, to stop the body and every child.</summary>
+    public CancelScope CancelScope => _scope;
+
+    /// <summary>Gets the token the body and the children run with; it is cancelled when the group is.</summary>
+    public CancellationToken Token => _scope.Token;
+
+    /// <summary>Gets the number of children that have not finished yet.</summary>
+    public int RunningCount => _children.Count;
+
+    /// <summary>Gets a value indicating whether the group has ended, after which no child can be started.</summary>
+    public bool IsFinished
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _finished;
+            }
+        }
+    }
+
+    /// <summary>Runs a body with a new fail-fast group and returns once the body and every child have finished.</summary>
+    /// <param name="body">The code that starts children; it receives the group.</param>
+    /// <param name="cancellationToken">A token whose cancellation stops the group and propagates.</param>
+    /// <returns>A task that completes when the body and every child have finished.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
+    /// <exception cref="AggregateException">The body or children failed; it holds every failure.</exception>
+    /// <exception cref="OperationCanceledException">The caller's token or an enclosing scope cancelled the group.</exception>
+    public static Task RunAsync(Func<TaskGroup, Task> body, CancellationToken cancellationToken = default) =>
+        RunAsync(body, TaskGroupMode.FailFast, cancellationToken);
+
+    /// <summary>Runs a body with a new group in the given mode and returns once the body and every child have finished.</summary>
+    /// <param name="body">The code that starts children; it receives the group.</param>
+    /// <param name="mode">Whether a failing child cancels its siblings.</param>
+    /// <param name="cancellationToken">A token whose cancellation stops the group and propagates.</param>
+    /// <returns>A task that completes when the body and every child have finished.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="mode"/> is not a defined value.</exception>
+    /// <exception cref="AggregateException">The body or children failed; it holds every failure.</exception>
+    /// <exception cref="OperationCanceledException">The caller's token or an enclosing scope cancelled the group.</exception>
+    public static Task RunAsync(Func<TaskGroup, Task> body, TaskGroupMode mode, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return RunAsync<bool>(
+            async group =>
+            {
+                await body(group).ConfigureAwait(false);
+                return true;
+            },
+            mode,
+            cancellationToken);
+    }
+
+    /// <summary>Runs a body that returns a value with a new fail-fast group, once the body and every child have finished.</summary>
+    /// <typeparam name="T">The type of the body's result.</typeparam>
+    /// <param name="body">The code that starts children; it receives the group.</param>
+    /// <param name="cancellationToken">A token whose cancellation stops the group and propagates.</param>
+    /// <returns>The body's result, or <see langword="default"/> if the group was cancelled (by itself) before the body returned.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
+    /// <exception cref="AggregateException">The body or children failed; it holds every failure.</exception>
+    /// <exception cref="OperationCanceledException">The caller's token or an enclosing scope cancelled the group.</exception>
+    public static Task<T?> RunAsync<T>(Func<TaskGroup, Task<T>> body, CancellationToken cancellationToken = default) =>
+        RunAsync(body, TaskGroupMode.FailFast, cancellationToken);
+
+    /// <summary>Runs a body that returns a value with a new group in the given mode, once the body and every child have finished.</summary>
+    /// <typeparam name="T">The type of the body's result.</typeparam>
+    /// <param name="body">The code that starts children; it receives the group.</param>
+    /// <param name="mode">Whether a failing child cancels its siblings.</param>
+    /// <param name="cancellationToken">A token whose cancellation stops the group and propagates.</param>
+    /// <returns>The body's result, or <see langword="default"/> if the group was cancelled (by itself) before the body returned.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="mode"/> is not a defined value.</exception>
+    /// <exception cref="AggregateException">The body or children failed; it holds every failure.</exception>
+    /// <exception cref="OperationCanceledException">The caller's token or an enclosing scope cancelled the group.</exception>
+    public static Task<T?> RunAsync<T>(Func<TaskGroup, Task<T>> body, TaskGroupMode mode, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return new TaskGroup(mode, CaptureOwner()).RunCoreAsync(body, cancellationToken);
+    }
+
+    /// <summary>Cancels the group: the body and every child are stopped, as a normal exit.</summary>
+    /// <param name="reason">Why the group is cancelled.</param>
+    /// <returns><see langword="true"/> for the first call; otherwise, <see langword="false"/>.</returns>
+    public bool Cancel(string? reason = null) => _scope.Cancel(reason);
+
+    /// <summary>Schedules a child that receives the group's token.</summary>
+    /// <param name="child">The child's code.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="child"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The group has finished.</exception>
+    /// <remarks>A child of a cancelled group still starts, with a cancelled token, so its cleanup code runs.</remarks>
+    public void StartSoon(Func<CancellationToken, Task> child)
+    {
+        ArgumentNullException.ThrowIfNull(child);
+        Reserve();
+        Launch(() => RunChildAsync(child));
+    }
+
+    /// <summary>Starts a child and waits until it signals readiness, returning the value it signals.</summary>
+    /// <typeparam name="T">The type of the readiness value.</typeparam>
+    /// <param name="child">The child's code; it receives its readiness handle and its token.</param>
+    /// <param name="cancellationToken">A token that, until the child signals, cancels the child (as the caller's ambient scope does).</param>
+    /// <returns>The value the child passed to <see cref="TaskReadiness{T}.Started(T)"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="child"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The group has finished, or the child returned without signalling readiness.</exception>
+    /// <exception cref="OperationCanceledException">The group, the caller's token or the caller's scope was cancelled before the child signalled.</exception>
+    /// <remarks>
+    /// A child that fails before it signals hands its exception to this caller only: the group goes on. Once it signals, it
+    /// belongs to the group like any other child.
+    /// </remarks>
+    public Task<T> StartAsync<T>(Func<TaskReadiness<T>, CancellationToken, Task> child, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(child);
+        Reserve(throwIfCancelled: cancellationToken);
+
+        var starter = new StarterLink(CancelScope.Current?.Token ?? CancellationToken.None, cancellationToken);
+        var readiness = new TaskReadiness<T>(starter.Release);
+        Launch(() => RunStartedChildAsync(child, readiness, starter));
+        return readiness.Ready;
+    }
+
+    /// <summary>Starts a child and waits until it signals readiness.</summary>
+    /// <param name="child">The child's code; it receives its readiness handle and its token.</param>
+    /// <param name="cancellationToken">A token that, until the child signals, cancels the child (as the caller's ambient scope does).</param>
+    /// <returns>A task that completes when the child signals readiness.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="child"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The group has finished, or the child returned without signalling readiness.</exception>
+    /// <exception cref="OperationCanceledException">The group, the caller's token or the caller's scope was cancelled before the child signalled.</exception>
+    public Task StartAsync(Func<TaskReadiness, CancellationToken, Task> child, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(child);
+        return StartAsync<bool>((readiness, token) => child(new TaskReadiness(readiness), token), cancellationToken);
+    }
+
+    private static SynchronizationContext? CaptureOwner()
+    {
+        var context = SynchronizationContext.Current;
+
+        // The base class posts to the thread pool anyway; only a real context (a loop, a UI thread) is kept.
+        return context is null || context.GetType() == typeof(SynchronizationContext) ? null : context;
+    }
+
+    private async Task<T?> RunCoreAsync<T>(Func<TaskGroup, Task<T>> body, CancellationToken cancellationToken)
+    {
+        _scope.EnterCore(cancellationToken);
+        T? result = default;
+        Exception? bodyError = null;
+        OperationCanceledException? passThrough = null;
+        try
+        {
+            result = await body(this).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_scope.CatchOwnCancellation())
+        {
+            // The group cancelled itself: a normal exit.
+        }
+        catch (OperationCanceledException ex)
+        {
+            passThrough = ex;
+            _scope.Cancel("the body was cancelled from outside");
+        }
+        catch (Exception ex)
+        {
+            bodyError = ex;
+            _scope.Cancel("the body failed");
+        }
+
+        await WaitForChildrenAsync().ConfigureAwait(false);
+        _scope.Exit();
+
+        List<Exception> errors;
+        bool childCancelled;
+        lock (_lock)
+        {
+            errors = bodyError is null ? [.. _errors] : [bodyError, .. _errors];
+            childCancelled = _childCancelled;
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new AggregateException("One or more tasks of the group failed.", errors);
+        }
+
+        if (passThrough is not null)
+        {
+            ExceptionDispatchInfo.Throw(passThrough);
+        }
+
+        if (childCancelled && _scope.IsCancelledOutside)
+        {
+            throw new OperationCanceledException("The task group was cancelled from outside.", _scope.OutsideToken);
+        }
+
+        return result;
+    }
+
+    private async Task WaitForChildrenAsync()
+    {
+        while (true)
+        {
+            await _children.WaitIdleAsync().ConfigureAwait(false);
+            lock (_lock)
+            {
+                // Checked under the lock that Reserve takes, so no child can slip in after the group is declared finished.
+                if (_children.Count == 0)
+                {
+                    _finished = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    private void Reserve(CancellationToken? throwIfCancelled = null)
+    {
+        lock (_lock)
+        {
+            if (_finished)
+            {
+                throw new InvalidOperationException("The task group has finished; no child can be started in it.");
+            }
+
+            if (throwIfCancelled is { } callerToken)
+            {
+                // A starter must not wait for a child that is cancelled before it can run.
+                callerToken.ThrowIfCancellationRequested();
+                _scope.Token.ThrowIfCancellationRequested();
+            }
+
+            _children.Add();
+        }
+    }
+
+    private void Launch(Func<Task> run)
+    {
+        // A child's runner catches everything it can throw, so the discarded task never faults unobserved.
+        if (_owner is { } owner)
+        {
+            var context = ExecutionContext.Capture();
+            owner.Post(
+                static state =>
+                {
+                    var (context, run) = ((ExecutionContext?, Func<Task>))state!;
+                    if (context is null)
+                    {
+                        _ = run();
+                    }
+                    else
+                    {
+                        ExecutionContext.Run(context, static r => _ = ((Func<Task>)r!)(), run);
+                    }
+                },
+                (context, run));
+        }
+        else
+        {
+            ThreadPool.QueueUserWorkItem(static run => _ = run(), run, preferLocal: false);
+        }
+    }
+
+    private async Task RunChildAsync(Func<CancellationToken, Task> child)
+    {
+        CancelScope.SetCurrent(_scope);
+        try
+        {
+            await child(_scope.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            OnChildEnded(ex);
+        }
+        finally
+        {
+            _children.Done();
+        }
+    }
+
+    private async Task RunStartedChildAsync<T>(Func<TaskReadiness<T>, CancellationToken, Task> child, TaskReadiness<T> readiness, StarterLink starter)
+    {
+        // The child's own scope: inside the group's, and also cancelled by the starter until the child signals readiness.
+        CancelScope.SetCurrent(_scope);
+        var scope = new CancelScope();
+        try
+        {
+            scope.EnterCore(starter.Token);
+            try
+            {
+                await child(readiness, scope.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                scope.Exit();
+            }
+
+            readiness.TryFail(new InvalidOperationException("The child returned without signalling readiness (TaskReadiness.Started was never called)."));
+        }
+        catch (Exception ex)
+        {
+            // Before readiness, the failure is the starter's alone; after it, the group's.
+            if (!readiness.TryFail(ex))
+            {
+                OnChildEnded(ex);
+            }
+        }
+        finally
+        {
+            starter.Release();
+            _children.Done();
+        }
+    }
+
+    private void OnChildEnded(Exception exception)
+    {
+        if (exception is OperationCanceledException && _scope.IsCancellationRequested)
+        {
+            lock (_lock)
+            {
+                _childCancelled = true;
+            }
+
+            return;
+        }
+
+        lock (_lock)
+        {
+            _errors.Add(exception);
+        }
+
+        if (_mode == TaskGroupMode.FailFast)
+        {
+            _scope.Cancel("a child failed");
+        }
+    }
+
+    /// <summary>Links a starting child to its starter's token and ambient scope until the child signals readiness.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "The source has no timer and no linked tokens; its links are registrations, removed by Release.")]
+    private sealed class StarterLink
+    {
+        private readonly CancellationTokenSource _cts = new();
+        private CancellationTokenRegistration _scopeRegistration;
+        private CancellationTokenRegistration _tokenRegistration;
+
+        public StarterLink(CancellationToken scopeToken, CancellationToken callerToken)
+        {
+            _scopeRegistration = scopeToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
+            _tokenRegistration = callerToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
+        }
+
+        public CancellationToken Token => _cts.Token;
+
+        public void Release()
+        {
+            _scopeRegistration.Unregister();
+            _tokenRegistration.Unregister();
+        }
+    }
+}
