@@ -1,0 +1,247 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.ExceptionServices;
+using System.Threading.Channels;
+
+namespace MicroIo.Internal;
+
+/// <summary>The state both endpoints of one channel share: the System.Threading.Channels channel, the close state and the counters.</summary>
+/// <remarks>
+/// <para>
+/// Close is linearizable with sends because the underlying channel decides both under its own lock: a write it accepted
+/// is read before the end, and a write after <c>TryComplete</c> is refused. The close state is published before
+/// <c>TryComplete</c>, so a refused write that finds the channel closed is counted as dropped.
+/// </para>
+/// <para>
+/// <c>Sent</c> is counted before the write and taken back if the write is refused, and <c>Received</c> after the read;
+/// a snapshot reads <c>Received</c> first. So no snapshot ever shows an item received that was not sent, and
+/// <c>Queued</c> is derived as <c>Sent - Received</c>, which makes <c>Sent == Received + Queued</c> hold in every snapshot.
+/// </para>
+/// </remarks>
+internal sealed class ChannelCore<T>
+{
+    private readonly Channel<T> _channel;
+    private readonly CloseScope _state = new();
+    private readonly LateSendPolicy _lateSend;
+    private readonly bool _singleReceiver;
+    private long _sent;
+    private long _received;
+    private long _dropped;
+    private int _waitingReceivers;
+
+    public ChannelCore(ObjectChannelOptions options)
+    {
+        _lateSend = options.LateSend;
+        _singleReceiver = options.SingleReceiver;
+
+        // Continuations never run inline on a sending thread: a reader thread must not be hijacked by its consumers.
+        _channel = options.Capacity is { } capacity
+            ? Channel.CreateBounded<T>(new BoundedChannelOptions(capacity)
+            {
+                FullMode = BoundedChannelFullMode.Wait,
+                SingleReader = options.SingleReceiver,
+                AllowSynchronousContinuations = false,
+            })
+            : Channel.CreateUnbounded<T>(new UnboundedChannelOptions
+            {
+                SingleReader = options.SingleReceiver,
+                AllowSynchronousContinuations = false,
+            });
+    }
+
+    public enum SendOutcome
+    {
+        Queued,
+        Full,
+        Refused,
+    }
+
+    public bool IsClosed => _state.IsClosed;
+
+    public ChannelReader<T> Reader => _channel.Reader;
+
+    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken) => _channel.Writer.WaitToWriteAsync(cancellationToken);
+
+    public ChannelStats Stats
+    {
+        get
+        {
+            var received = Interlocked.Read(ref _received);
+            var dropped = Interlocked.Read(ref _dropped);
+            var sent = Interlocked.Read(ref _sent);
+            return new ChannelStats(sent, received, dropped, sent - received, _state.IsClosed);
+        }
+    }
+
+    public bool Close() => Complete(null);
+
+    public bool Fail(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return Complete(exception);
+    }
+
+    /// <summary>Tries to queue an item without waiting; a refused (late) send is counted as dropped.</summary>
+    public SendOutcome TrySend(T item)
+    {
+        Interlocked.Increment(ref _sent);
+        if (_channel.Writer.TryWrite(item))
+        {
+            return SendOutcome.Queued;
+        }
+
+        Interlocked.Decrement(ref _sent);
+
+        // A full bounded channel refuses too; only the published close state tells the two apart.
+        if (!_state.IsClosed)
+        {
+            return SendOutcome.Full;
+        }
+
+        Interlocked.Increment(ref _dropped);
+        return SendOutcome.Refused;
+    }
+
+    /// <summary>Queues an item, waiting for room on a bounded channel; returns false when the channel refused it (counted as dropped).</summary>
+    public async ValueTask<bool> SendAsync(T item, CancellationToken cancellationToken)
+    {
+        using var link = AmbientToken.Link(cancellationToken);
+        while (true)
+        {
+            link.Token.ThrowIfCancellationRequested();
+            switch (TrySend(item))
+            {
+                case SendOutcome.Queued:
+                    return true;
+                case SendOutcome.Refused:
+                    return false;
+            }
+
+            bool open;
+            try
+            {
+                open = await _channel.Writer.WaitToWriteAsync(link.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !link.Token.IsCancellationRequested)
+            {
+                // A failed channel's wait throws its failure; for a sender that is a refusal like any other.
+                open = false;
+            }
+
+            if (!open)
+            {
+                Interlocked.Increment(ref _dropped);
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Refuses a late send as the policy says: throws, or returns false.</summary>
+    public bool RefuseLateSend()
+    {
+        if (_lateSend == LateSendPolicy.Drop)
+        {
+            return false;
+        }
+
+        throw _state.Exception is { } failure
+            ? new ClosedResourceException("The channel has failed; the item was not sent.", failure)
+            : new ClosedResourceException("The channel is closed; the item was not sent.");
+    }
+
+    public bool TryReceive([MaybeNullWhen(false)] out T item)
+    {
+        if (_channel.Reader.TryRead(out item))
+        {
+            Interlocked.Increment(ref _received);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Waits until an item can be received; returns false at the end of a closed channel and throws the failure of a failed one.</summary>
+    public async ValueTask<bool> WaitToReceiveAsync(CancellationToken cancellationToken)
+    {
+        Checkpoint.ThrowIfCancelled(cancellationToken);
+        if (_singleReceiver && Interlocked.Exchange(ref _waitingReceivers, 1) != 0)
+        {
+            throw new InvalidOperationException("The channel was created with SingleReceiver = true, but a second receive is waiting while another one is.");
+        }
+
+        try
+        {
+            using var link = AmbientToken.Link(cancellationToken);
+            bool more;
+            try
+            {
+                more = await _channel.Reader.WaitToReadAsync(link.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !link.Token.IsCancellationRequested)
+            {
+                more = false;
+            }
+
+            if (!more)
+            {
+                ThrowIfFailed();
+            }
+
+            return more;
+        }
+        finally
+        {
+            if (_singleReceiver)
+            {
+                Volatile.Write(ref _waitingReceivers, 0);
+            }
+        }
+    }
+
+    public async ValueTask<T> ReceiveSlowAsync(CancellationToken cancellationToken)
+    {
+        while (await WaitToReceiveAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (TryReceive(out var item))
+            {
+                return item;
+            }
+        }
+
+        throw new EndOfChannelException();
+    }
+
+    public IReadOnlyList<T> DrainNowait(int maxItems)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxItems);
+        var items = new List<T>();
+        while (items.Count < maxItems && TryReceive(out var item))
+        {
+            items.Add(item);
+        }
+
+        return items;
+    }
+
+    /// <summary>Throws the original failure (not a wrapper) if the channel failed and no item is left.</summary>
+    public void ThrowIfFailed()
+    {
+        if (_state.Exception is { } failure)
+        {
+            ExceptionDispatchInfo.Throw(failure);
+        }
+    }
+
+    public Exception? Failure => _state.Exception;
+
+    private bool Complete(Exception? exception)
+    {
+        // Publish the close state first: a write refused from here on must be counted as a late send, not as "full".
+        if (!(exception is null ? _state.Close() : _state.Fail(exception)))
+        {
+            return false;
+        }
+
+        _channel.Writer.TryComplete(exception);
+        return true;
+    }
+}
