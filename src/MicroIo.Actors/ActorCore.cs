@@ -1,0 +1,187 @@
+namespace MicroIo;
+
+/// <summary>
+/// Runs a handler for each message of a mailbox: one at a time in order (serial), or overlapping, each handler letting
+/// the next one start with a <c>release</c> callback (concurrent).
+/// </summary>
+/// <typeparam name="T">The type of the messages.</typeparam>
+/// <remarks>
+/// <para>
+/// <see cref="RunAsync"/> returns when the mailbox is closed and has nothing left to deliver. Handlers run where
+/// <see cref="RunAsync"/> was called: on its <see cref="SynchronizationContext"/> when there is one (so an actor run on a
+/// loop thread keeps its state on that thread), else on the thread pool. The core is not tied to a thread: a service
+/// thread, a host or a test can run it.
+/// </para>
+/// <para>
+/// A handler that throws fails the mailbox with its exception, so producers learn of it (late submits are dropped and
+/// counted, or throw, as the mailbox says) and no message is left waiting forever; messages not yet taken stay in the
+/// mailbox for <see cref="Drain"/>. In serial mode <see cref="RunAsync"/> then throws the handler's exception itself; in
+/// concurrent mode it throws the <see cref="AggregateException"/> of the task group the handlers run in.
+/// </para>
+/// <para><see cref="Submit"/>, <see cref="Close"/>, <see cref="Fail"/> and <see cref="Drain"/> may be called from any thread.</para>
+/// </remarks>
+/// <example>
+/// <code>
+/// var actor = new ActorCore&lt;string&gt;(async (line, ct) =&gt; await log.WriteLineAsync(line));
+/// var run = actor.RunAsync();
+/// actor.Submit("hello");
+/// actor.Close();
+/// await run;
+/// </code>
+/// </example>
+public sealed class ActorCore<T>
+{
+    private readonly Func<T, CancellationToken, Task>? _serial;
+    private readonly Func<T, Action, CancellationToken, Task>? _concurrent;
+    private int _running;
+    private volatile bool _handlerFailed;
+
+    /// <summary>Initializes an actor that handles one message at a time, in order.</summary>
+    /// <param name="handler">Handles one message; it receives the token of the run.</param>
+    /// <param name="mailbox">The mailbox to read; by default, a new <see cref="Mailbox{T}"/> that drops late messages.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="handler"/> is <see langword="null"/>.</exception>
+    public ActorCore(Func<T, CancellationToken, Task> handler, IMailbox<T>? mailbox = null)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        _serial = handler;
+        Mailbox = mailbox ?? new Mailbox<T>();
+    }
+
+    /// <summary>Initializes an actor whose handlers may overlap: the next message starts once the current handler calls <c>release</c> or returns.</summary>
+    /// <param name="handler">Handles one message; it receives a <c>release</c> callback (safe to call more than once, from any thread) and the token of the run.</param>
+    /// <param name="mailbox">The mailbox to read; by default, a new <see cref="Mailbox{T}"/> that drops late messages.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="handler"/> is <see langword="null"/>.</exception>
+    public ActorCore(Func<T, Action, CancellationToken, Task> handler, IMailbox<T>? mailbox = null)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        _concurrent = handler;
+        Mailbox = mailbox ?? new Mailbox<T>();
+    }
+
+    /// <summary>Gets the mailbox the actor reads.</summary>
+    public IMailbox<T> Mailbox { get; }
+
+    /// <summary>Gets a value indicating whether handlers may overlap (the actor was made with a <c>release</c> handler).</summary>
+    public bool IsConcurrent => _concurrent is not null;
+
+    /// <summary>Queues a message for the actor.</summary>
+    /// <param name="item">The message.</param>
+    /// <returns><see langword="true"/> if it was queued; <see langword="false"/> if the mailbox is closed and drops late messages.</returns>
+    /// <exception cref="ClosedResourceException">The mailbox is closed and throws on late messages.</exception>
+    public bool Submit(T item) => Mailbox.Submit(item);
+
+    /// <summary>Closes the mailbox: the run handles what was submitted before, then returns.</summary>
+    /// <returns><see langword="true"/> for the call that closed the mailbox; otherwise, <see langword="false"/>.</returns>
+    public bool Close() => Mailbox.Close();
+
+    /// <summary>Fails the mailbox: the run handles what was submitted before, then throws <paramref name="exception"/>.</summary>
+    /// <param name="exception">The failure.</param>
+    /// <returns><see langword="true"/> for the call that closed the mailbox; otherwise, <see langword="false"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="exception"/> is <see langword="null"/>.</exception>
+    public bool Fail(Exception exception) => Mailbox.Fail(exception);
+
+    /// <summary>Takes the messages still queued, up to a limit, without handling them.</summary>
+    /// <param name="maxItems">The most messages to take; by default, all.</param>
+    /// <returns>The messages taken, in delivery order.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxItems"/> is negative.</exception>
+    public IReadOnlyList<T> Drain(int maxItems = int.MaxValue) => Mailbox.DrainNowait(maxItems);
+
+    /// <summary>Handles messages until the mailbox is closed and has nothing left to deliver.</summary>
+    /// <param name="cancellationToken">A token that stops the run; the ambient <see cref="CancelScope"/> stops it too.</param>
+    /// <returns>A task that completes when the mailbox has ended and every handler has finished.</returns>
+    /// <exception cref="InvalidOperationException">The actor is already running.</exception>
+    /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled.</exception>
+    /// <exception cref="AggregateException">Concurrent mode: a handler failed; it holds the handler's exception.</exception>
+    /// <exception cref="Exception">Serial mode: the exception a handler threw, or the failure the mailbox was failed with.</exception>
+    public async Task RunAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _running, 1) != 0)
+        {
+            throw new InvalidOperationException("The actor is already running; run it once at a time.");
+        }
+
+        try
+        {
+            if (_serial is not null)
+            {
+                await RunSerialAsync(_serial, cancellationToken).ConfigureAwait(true);
+            }
+            else
+            {
+                await TaskGroup.RunAsync(group => DispatchAsync(_concurrent!, group), cancellationToken).ConfigureAwait(true);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private static bool IsCancellation(Exception exception, CancellationToken token) =>
+        exception is OperationCanceledException && (token.IsCancellationRequested || CancelScope.Current?.IsCancellationRequested == true);
+
+    // Every await here keeps the caller's context (ConfigureAwait(true)): handlers must run where the actor's owner runs.
+    private async Task RunSerialAsync(Func<T, CancellationToken, Task> handler, CancellationToken cancellationToken)
+    {
+        while (await Mailbox.WaitToGetAsync(cancellationToken).ConfigureAwait(true))
+        {
+            while (Mailbox.TryGet(out var item))
+            {
+                try
+                {
+                    await handler(item, cancellationToken).ConfigureAwait(true);
+                }
+                catch (Exception ex) when (!IsCancellation(ex, cancellationToken))
+                {
+                    Mailbox.Fail(ex);
+                    throw;
+                }
+
+                Checkpoint.ThrowIfCancelled(cancellationToken);
+            }
+        }
+    }
+
+    private async Task DispatchAsync(Func<T, Action, CancellationToken, Task> handler, TaskGroup group)
+    {
+        while (await Mailbox.WaitToGetAsync(group.Token).ConfigureAwait(true))
+        {
+            // A handler that failed has failed the mailbox before releasing: take nothing more, so every message not
+            // yet handled stays in the mailbox for Drain.
+            if (_handlerFailed)
+            {
+                return;
+            }
+
+            if (!Mailbox.TryGet(out var item))
+            {
+                continue;
+            }
+
+            var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            group.StartSoon(async token =>
+            {
+                try
+                {
+                    await handler(item, () => released.TrySetResult(), token).ConfigureAwait(true);
+                }
+                catch (Exception ex) when (!IsCancellation(ex, token))
+                {
+                    _handlerFailed = true;
+                    Mailbox.Fail(ex);
+                    throw;
+                }
+                finally
+                {
+                    released.TrySetResult();
+                }
+            });
+
+            await released.Task.ConfigureAwait(true);
+            if (_handlerFailed)
+            {
+                return;
+            }
+        }
+    }
+}

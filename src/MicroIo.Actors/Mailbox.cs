@@ -1,0 +1,50 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace MicroIo;
+
+/// <summary>A first-in, first-out mailbox over an <see cref="ObjectChannel"/>; late messages are dropped and counted by default.</summary>
+/// <typeparam name="T">The type of the messages.</typeparam>
+/// <remarks>Submit from any thread; consume with <see cref="GetAsync"/>, <c>await foreach</c> or an <see cref="ActorCore{T}"/>.</remarks>
+public sealed class Mailbox<T> : IMailbox<T>
+{
+    private readonly ObjectSendChannel<T> _sender;
+    private readonly ObjectReceiveChannel<T> _receiver;
+
+    /// <summary>Initializes a new, open, unbounded mailbox.</summary>
+    /// <param name="lateSend">What <see cref="Submit"/> does after a close; by default, <see cref="LateSendPolicy.Drop"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="lateSend"/> is not a defined policy.</exception>
+    public Mailbox(LateSendPolicy lateSend = LateSendPolicy.Drop)
+    {
+        (_sender, _receiver) = ObjectChannel.Create<T>(new ObjectChannelOptions { LateSend = lateSend });
+    }
+
+    /// <inheritdoc/>
+    public bool IsClosed => _sender.IsClosed;
+
+    /// <inheritdoc/>
+    public ChannelStats Stats => _sender.Stats;
+
+    /// <inheritdoc/>
+    public bool Submit(T item) => _sender.Send(item);
+
+    /// <inheritdoc/>
+    public ValueTask<T> GetAsync(CancellationToken cancellationToken = default) => _receiver.ReceiveAsync(cancellationToken);
+
+    /// <inheritdoc/>
+    public bool TryGet([MaybeNullWhen(false)] out T item) => _receiver.TryReceive(out item);
+
+    /// <inheritdoc/>
+    public ValueTask<bool> WaitToGetAsync(CancellationToken cancellationToken = default) => _receiver.WaitToReceiveAsync(cancellationToken);
+
+    /// <inheritdoc/>
+    public bool Close() => _sender.Close();
+
+    /// <inheritdoc/>
+    public bool Fail(Exception exception) => _sender.Fail(exception);
+
+    /// <inheritdoc/>
+    public IReadOnlyList<T> DrainNowait(int maxItems = int.MaxValue) => _receiver.DrainNowait(maxItems);
+
+    /// <inheritdoc/>
+    public IAsyncEnumerator<T> GetAsyncEnumerator(CancellationToken cancellationToken = default) => _receiver.GetAsyncEnumerator(cancellationToken);
+}
