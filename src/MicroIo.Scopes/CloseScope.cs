@@ -21,9 +21,11 @@ namespace MicroIo;
 /// <example>
 /// <code>
 /// var scope = new CloseScope();
-/// var reader = new Thread(() =&gt; { while (!scope.IsClosed) { /* read */ } });
-/// reader.Start();
-/// scope.Close("shutdown");
+/// var reader = Task.Run(async () =&gt;
+/// {
+///     while (true) { var frame = await socket.ReceiveAsync(buffer, scope.Token); /* ... */ }
+/// });
+/// scope.Close("shutdown");   // the pending receive is cancelled; scope.Reason says why
 /// </code>
 /// </example>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "The source has no timer and no links, so it holds no resource that needs disposing; a disposable scope would force every owner to dispose it.")]
@@ -78,7 +80,7 @@ public sealed class CloseScope
 
     /// <summary>Closes the scope with a failure, unless it is already closed.</summary>
     /// <param name="exception">The failure that closes the scope.</param>
-    /// <param name="reason">Why the scope is closing; by default, the exception's message.</param>
+    /// <param name="reason">Why the scope is closing; when null or empty, the exception's message.</param>
     /// <returns><see langword="true"/> for the call that closed the scope; otherwise, <see langword="false"/>.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="exception"/> is <see langword="null"/>.</exception>
     /// <exception cref="AggregateException">A callback registered on <see cref="Token"/> threw; the scope is closed regardless.</exception>
@@ -86,7 +88,7 @@ public sealed class CloseScope
     public bool Fail(Exception exception, string? reason = null)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        return Close(reason ?? exception.Message, exception);
+        return Close(string.IsNullOrEmpty(reason) ? exception.Message : reason, exception);
     }
 
     /// <summary>Blocks the calling thread until the scope closes or the timeout elapses.</summary>

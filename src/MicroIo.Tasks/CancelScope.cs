@@ -48,7 +48,7 @@ public sealed class CancelScope
     private readonly bool _failOnDeadline;
     private readonly ScopeGroup? _group;
 
-    private State _state;
+    private volatile State _state;
     private bool _shield;
     private bool _cancelCalled;
     private bool _cancelledCaught;
@@ -89,8 +89,23 @@ public sealed class CancelScope
     }
 
     /// <summary>Gets the innermost active scope of the current async flow, or <see langword="null"/> outside any scope.</summary>
-    /// <remarks>Entering and leaving a scope inside one async method never changes what the caller sees.</remarks>
-    public static CancelScope? Current => s_current.Value;
+    /// <remarks>
+    /// Entering and leaving a scope inside one async method never changes what the caller sees. A scope that has exited
+    /// is skipped (a task started inside a scope may outlive it), so the result is always active or <see langword="null"/>.
+    /// </remarks>
+    public static CancelScope? Current
+    {
+        get
+        {
+            var scope = s_current.Value;
+            while (scope is not null && scope._state == State.Exited)
+            {
+                scope = scope._parent;
+            }
+
+            return scope;
+        }
+    }
 
     /// <summary>Gets the token that is cancelled when this scope is cancelled, by itself or, while active, from outside.</summary>
     public CancellationToken Token => _cts.Token;
@@ -204,7 +219,9 @@ public sealed class CancelScope
     /// <summary>Gets or sets the time at which the scope cancels itself, or <see langword="null"/> for none.</summary>
     /// <remarks>
     /// It may be set or moved at any time before the scope exits; the timer is re-armed. A deadline at or before the
-    /// current time (of the scope's <see cref="TimeProvider"/>) cancels the scope at once.
+    /// current time (of the scope's <see cref="TimeProvider"/>) cancels the scope at once. Deadlines are absolute, as in
+    /// Trio: the timer runs from the moment the deadline is set (for <see cref="MoveOnAfter"/>, from creation), whether or
+    /// not the scope has been entered yet, and stops when the scope exits.
     /// </remarks>
     public DateTimeOffset? Deadline
     {
@@ -322,6 +339,10 @@ public sealed class CancelScope
             ThrowIfTimedOutAndFailing(ex);
             return false;
         }
+        catch (OperationCanceledException ex) when (IsCancelledOutside && !IsPassThrough(ex))
+        {
+            throw new OperationCanceledException("The operation was cancelled from outside the scope.", ex, OutsideToken);
+        }
         finally
         {
             Exit();
@@ -339,6 +360,10 @@ public sealed class CancelScope
         {
             ThrowIfTimedOutAndFailing(ex);
             return default;
+        }
+        catch (OperationCanceledException ex) when (IsCancelledOutside && !IsPassThrough(ex))
+        {
+            throw new OperationCanceledException("The operation was cancelled from outside the scope.", ex, OutsideToken);
         }
         finally
         {
@@ -387,16 +412,19 @@ public sealed class CancelScope
         }
 
         ITimer? timer;
+        CancellationTokenRegistration parentRegistration;
         lock (_lock)
         {
             _state = State.Exited;
             timer = _timer;
             _timer = null;
             _timerGeneration++;
+            parentRegistration = _parentRegistration;
+            _parentRegistration = default;
         }
 
         timer?.Dispose();
-        _parentRegistration.Unregister();
+        parentRegistration.Unregister();
         _callerRegistration.Unregister();
         _group?.OnExit(this);
         s_current.Value = _parent;
@@ -449,9 +477,22 @@ public sealed class CancelScope
         }
     }
 
+    /// <summary>
+    /// Tells whether a cancellation from outside already is what passes through: an <see cref="OperationCanceledException"/>
+    /// (not a subclass such as <see cref="TaskCanceledException"/>) that carries the outside token, so callers can match
+    /// it with <c>catch (OperationCanceledException e) when (e.CancellationToken == token)</c>.
+    /// </summary>
+    internal bool IsPassThrough(OperationCanceledException cancellation) =>
+        cancellation.GetType() == typeof(OperationCanceledException) && cancellation.CancellationToken == OutsideToken;
+
     private static CancelScope After(TimeSpan delay, TimeProvider? timeProvider, bool failOnDeadline)
     {
-        Timeouts.Validate(delay);
+        // No upper bound: the deadline timer re-arms itself for delays beyond what one timer can wait.
+        if (delay < TimeSpan.Zero && delay != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(delay), delay, "The delay must be zero or positive, or Timeout.InfiniteTimeSpan.");
+        }
+
         timeProvider ??= TimeProvider.System;
         DateTimeOffset? deadline = delay == Timeout.InfiniteTimeSpan ? null : timeProvider.GetUtcNow() + delay;
         return new CancelScope(timeProvider, deadline, failOnDeadline, group: null);
@@ -574,10 +615,20 @@ public sealed class CancelScope
 
         public void Dispose()
         {
-            if (Volatile.Read(ref _disposed) == 0)
+            if (Interlocked.CompareExchange(ref _disposed, 1, 0) != 0)
+            {
+                return;
+            }
+
+            try
             {
                 scope.Exit();
-                Volatile.Write(ref _disposed, 1);
+            }
+            catch
+            {
+                // Exiting in the wrong flow changed nothing: let the right flow exit later.
+                Volatile.Write(ref _disposed, 0);
+                throw;
             }
         }
     }

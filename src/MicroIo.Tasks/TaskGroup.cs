@@ -38,6 +38,8 @@ namespace MicroIo;
 /// </example>
 public sealed class TaskGroup
 {
+    private static readonly TaskGroupOptions s_defaults = new();
+
     private readonly Lock _lock = new();
     private readonly CancelScope _scope;
     private readonly TaskGroupMode _mode;
@@ -47,16 +49,11 @@ public sealed class TaskGroup
     private bool _finished;
     private bool _childCancelled;
 
-    private TaskGroup(TaskGroupMode mode, SynchronizationContext? owner)
+    private TaskGroup(TaskGroupOptions options, SynchronizationContext? owner)
     {
-        if (mode is not (TaskGroupMode.FailFast or TaskGroupMode.Supervise))
-        {
-            throw new ArgumentOutOfRangeException(nameof(mode), mode, "Unknown task group mode.");
-        }
-
-        _mode = mode;
+        _mode = options.Mode;
         _owner = owner;
-        _scope = new CancelScope();
+        _scope = new CancelScope(options.TimeProvider);
     }
 
     /// <summary>Gets the group's cancel scope: cancel it, or set its deadline, to stop the body and every child.</summary>
@@ -88,18 +85,17 @@ public sealed class TaskGroup
     /// <exception cref="AggregateException">The body or children failed; it holds every failure.</exception>
     /// <exception cref="OperationCanceledException">The caller's token or an enclosing scope cancelled the group.</exception>
     public static Task RunAsync(Func<TaskGroup, Task> body, CancellationToken cancellationToken = default) =>
-        RunAsync(body, TaskGroupMode.FailFast, cancellationToken);
+        RunAsync(body, s_defaults, cancellationToken);
 
-    /// <summary>Runs a body with a new group in the given mode and returns once the body and every child have finished.</summary>
+    /// <summary>Runs a body with a new group configured by <paramref name="options"/> and returns once the body and every child have finished.</summary>
     /// <param name="body">The code that starts children; it receives the group.</param>
-    /// <param name="mode">Whether a failing child cancels its siblings.</param>
+    /// <param name="options">The group's mode (fail-fast or supervising) and clock.</param>
     /// <param name="cancellationToken">A token whose cancellation stops the group and propagates.</param>
     /// <returns>A task that completes when the body and every child have finished.</returns>
-    /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="mode"/> is not a defined value.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> or <paramref name="options"/> is <see langword="null"/>.</exception>
     /// <exception cref="AggregateException">The body or children failed; it holds every failure.</exception>
     /// <exception cref="OperationCanceledException">The caller's token or an enclosing scope cancelled the group.</exception>
-    public static Task RunAsync(Func<TaskGroup, Task> body, TaskGroupMode mode, CancellationToken cancellationToken = default)
+    public static Task RunAsync(Func<TaskGroup, Task> body, TaskGroupOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
         return RunAsync<bool>(
@@ -108,7 +104,7 @@ public sealed class TaskGroup
                 await body(group).ConfigureAwait(false);
                 return true;
             },
-            mode,
+            options,
             cancellationToken);
     }
 
@@ -121,22 +117,22 @@ public sealed class TaskGroup
     /// <exception cref="AggregateException">The body or children failed; it holds every failure.</exception>
     /// <exception cref="OperationCanceledException">The caller's token or an enclosing scope cancelled the group.</exception>
     public static Task<T?> RunAsync<T>(Func<TaskGroup, Task<T>> body, CancellationToken cancellationToken = default) =>
-        RunAsync(body, TaskGroupMode.FailFast, cancellationToken);
+        RunAsync(body, s_defaults, cancellationToken);
 
-    /// <summary>Runs a body that returns a value with a new group in the given mode, once the body and every child have finished.</summary>
+    /// <summary>Runs a body that returns a value with a new group configured by <paramref name="options"/>, once the body and every child have finished.</summary>
     /// <typeparam name="T">The type of the body's result.</typeparam>
     /// <param name="body">The code that starts children; it receives the group.</param>
-    /// <param name="mode">Whether a failing child cancels its siblings.</param>
+    /// <param name="options">The group's mode (fail-fast or supervising) and clock.</param>
     /// <param name="cancellationToken">A token whose cancellation stops the group and propagates.</param>
     /// <returns>The body's result, or <see langword="default"/> if the group was cancelled (by itself) before the body returned.</returns>
-    /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="mode"/> is not a defined value.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> or <paramref name="options"/> is <see langword="null"/>.</exception>
     /// <exception cref="AggregateException">The body or children failed; it holds every failure.</exception>
     /// <exception cref="OperationCanceledException">The caller's token or an enclosing scope cancelled the group.</exception>
-    public static Task<T?> RunAsync<T>(Func<TaskGroup, Task<T>> body, TaskGroupMode mode, CancellationToken cancellationToken = default)
+    public static Task<T?> RunAsync<T>(Func<TaskGroup, Task<T>> body, TaskGroupOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return new TaskGroup(mode, CaptureOwner()).RunCoreAsync(body, cancellationToken);
+        ArgumentNullException.ThrowIfNull(options);
+        return new TaskGroup(options, CaptureOwner()).RunCoreAsync(body, cancellationToken);
     }
 
     /// <summary>Cancels the group: the body and every child are stopped, as a normal exit.</summary>
@@ -174,7 +170,7 @@ public sealed class TaskGroup
         Reserve(throwIfCancelled: cancellationToken);
 
         var starter = new StarterLink(CancelScope.Current?.Token ?? CancellationToken.None, cancellationToken);
-        var readiness = new TaskReadiness<T>(starter.Release);
+        var readiness = new TaskReadiness<T>(starter.MoveToGroup);
         Launch(() => RunStartedChildAsync(child, readiness, starter));
         return readiness.Ready;
     }
@@ -216,13 +212,17 @@ public sealed class TaskGroup
         }
         catch (OperationCanceledException ex)
         {
+            // Cancelled from outside, the children are cancelled already; a cancellation of the body's own stops them.
             passThrough = ex;
-            _scope.Cancel("the body was cancelled from outside");
+            if (!_scope.IsCancellationRequested)
+            {
+                CancelGroup("the body ended with a cancellation of its own");
+            }
         }
         catch (Exception ex)
         {
             bodyError = ex;
-            _scope.Cancel("the body failed");
+            CancelGroup("the body failed");
         }
 
         await WaitForChildrenAsync().ConfigureAwait(false);
@@ -241,14 +241,19 @@ public sealed class TaskGroup
             throw new AggregateException("One or more tasks of the group failed.", errors);
         }
 
+        if (_scope.IsCancelledOutside && (passThrough is not null || childCancelled))
+        {
+            if (passThrough is not null && _scope.IsPassThrough(passThrough))
+            {
+                ExceptionDispatchInfo.Throw(passThrough);
+            }
+
+            throw new OperationCanceledException("The task group was cancelled from outside.", passThrough, _scope.OutsideToken);
+        }
+
         if (passThrough is not null)
         {
             ExceptionDispatchInfo.Throw(passThrough);
-        }
-
-        if (childCancelled && _scope.IsCancelledOutside)
-        {
-            throw new OperationCanceledException("The task group was cancelled from outside.", _scope.OutsideToken);
         }
 
         return result;
@@ -284,6 +289,7 @@ public sealed class TaskGroup
             {
                 // A starter must not wait for a child that is cancelled before it can run.
                 callerToken.ThrowIfCancellationRequested();
+                CancelScope.Current?.Token.ThrowIfCancellationRequested();
                 _scope.Token.ThrowIfCancellationRequested();
             }
 
@@ -356,22 +362,23 @@ public sealed class TaskGroup
         }
         catch (Exception ex)
         {
-            // Before readiness, the failure is the starter's alone; after it, the group's.
+            // Before readiness, the failure is the starter's alone; after it, the group's, unless it is the starter's
+            // cancellation, which reached the child before it signalled.
             if (!readiness.TryFail(ex))
             {
-                OnChildEnded(ex);
+                OnChildEnded(ex, cancelledByStarter: starter.Token.IsCancellationRequested);
             }
         }
         finally
         {
-            starter.Release();
+            starter.MoveToGroup();
             _children.Done();
         }
     }
 
-    private void OnChildEnded(Exception exception)
+    private void OnChildEnded(Exception exception, bool cancelledByStarter = false)
     {
-        if (exception is OperationCanceledException && _scope.IsCancellationRequested)
+        if (exception is OperationCanceledException && (_scope.IsCancellationRequested || cancelledByStarter))
         {
             lock (_lock)
             {
@@ -388,30 +395,77 @@ public sealed class TaskGroup
 
         if (_mode == TaskGroupMode.FailFast)
         {
-            _scope.Cancel("a child failed");
+            CancelGroup("a child failed");
+        }
+    }
+
+    /// <summary>Cancels the group from inside; a token callback that throws is recorded as a failure, never left to escape.</summary>
+    /// <remarks>An escaping exception here would skip the wait for the children, or fault a child's discarded task.</remarks>
+    private void CancelGroup(string reason)
+    {
+        try
+        {
+            _scope.Cancel(reason);
+        }
+        catch (AggregateException ex)
+        {
+            lock (_lock)
+            {
+                _errors.Add(ex);
+            }
         }
     }
 
     /// <summary>Links a starting child to its starter's token and ambient scope until the child signals readiness.</summary>
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "The source has no timer and no linked tokens; its links are registrations, removed by Release.")]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "The source has no timer and no linked tokens; its links are registrations, removed by MoveToGroup.")]
     private sealed class StarterLink
     {
+        private readonly Lock _lock = new();
         private readonly CancellationTokenSource _cts = new();
-        private CancellationTokenRegistration _scopeRegistration;
-        private CancellationTokenRegistration _tokenRegistration;
+        private readonly CancellationTokenRegistration _scopeRegistration;
+        private readonly CancellationTokenRegistration _tokenRegistration;
+        private bool _moved;
+        private bool _cancelled;
 
         public StarterLink(CancellationToken scopeToken, CancellationToken callerToken)
         {
-            _scopeRegistration = scopeToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
-            _tokenRegistration = callerToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
+            _scopeRegistration = scopeToken.UnsafeRegister(static s => ((StarterLink)s!).CancelFromStarter(), this);
+            _tokenRegistration = callerToken.UnsafeRegister(static s => ((StarterLink)s!).CancelFromStarter(), this);
         }
 
         public CancellationToken Token => _cts.Token;
 
-        public void Release()
+        /// <summary>Cuts the child loose from its starter; returns false if the starter's cancellation got to the child first.</summary>
+        public bool MoveToGroup()
         {
-            _scopeRegistration.Unregister();
-            _tokenRegistration.Unregister();
+            lock (_lock)
+            {
+                if (!_moved)
+                {
+                    _moved = true;
+                    _scopeRegistration.Unregister();
+                    _tokenRegistration.Unregister();
+                }
+
+                return !_cancelled;
+            }
+        }
+
+        private void CancelFromStarter()
+        {
+            // Decided under the lock that MoveToGroup takes: either the child moved first and stays uncancelled, or it is
+            // cancelled and its handshake fails.
+            lock (_lock)
+            {
+                if (_moved || _cancelled)
+                {
+                    return;
+                }
+
+                _cancelled = true;
+            }
+
+            _cts.Cancel();
         }
     }
 }

@@ -11,54 +11,60 @@ namespace MicroIo;
 /// </remarks>
 public sealed class TaskReadiness<T>
 {
+    private readonly Lock _lock = new();
     private readonly TaskCompletionSource<T> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Action _onStarted;
+    private readonly Func<bool> _moveToGroup;
+    private volatile bool _started;
 
-    internal TaskReadiness(Action onStarted)
+    internal TaskReadiness(Func<bool> moveToGroup)
     {
-        _onStarted = onStarted;
+        _moveToGroup = moveToGroup;
     }
 
     /// <summary>Gets a value indicating whether <see cref="Started(T)"/> has been called.</summary>
-    public bool IsStarted { get; private set; }
+    public bool IsStarted => _started;
 
     internal Task<T> Ready => _ready.Task;
 
     /// <summary>Signals that the child is ready and hands <paramref name="value"/> to the starter.</summary>
     /// <param name="value">The value that <c>StartAsync</c> returns.</param>
     /// <exception cref="InvalidOperationException">Readiness was already signalled, or the child has already ended.</exception>
+    /// <remarks>
+    /// If the starter was cancelled before this call, the child stays cancelled and <c>StartAsync</c> throws
+    /// <see cref="OperationCanceledException"/> instead of returning the value; the child's cancellation then ends it
+    /// quietly, without failing the group.
+    /// </remarks>
     public void Started(T value)
     {
-        lock (_ready)
+        lock (_lock)
         {
-            if (IsStarted || _ready.Task.IsCompleted)
+            if (_started || _ready.Task.IsCompleted)
             {
-                throw new InvalidOperationException(IsStarted
+                throw new InvalidOperationException(_started
                     ? "Readiness was already signalled: Started() may be called only once."
                     : "The child has already ended; it can no longer signal readiness.");
             }
 
-            IsStarted = true;
+            _started = true;
         }
 
-        // The child now belongs to the group alone: what cancels the starter no longer cancels it.
-        _onStarted();
-        _ready.TrySetResult(value);
+        // From here the child belongs to the group alone: what cancels the starter no longer reaches it.
+        if (_moveToGroup())
+        {
+            _ready.TrySetResult(value);
+        }
+        else
+        {
+            _ready.TrySetException(new OperationCanceledException("The starter was cancelled before the child signalled readiness."));
+        }
     }
 
-    /// <summary>Ends the handshake with the child's failure, if it had not signalled readiness; returns whether it had not.</summary>
+    /// <summary>Ends the handshake with the child's own exception, if it had not signalled readiness; returns whether it had not.</summary>
     internal bool TryFail(Exception exception)
     {
-        lock (_ready)
+        lock (_lock)
         {
-            if (IsStarted)
-            {
-                return false;
-            }
-
-            return exception is OperationCanceledException canceled
-                ? _ready.TrySetCanceled(canceled.CancellationToken)
-                : _ready.TrySetException(exception);
+            return !_started && _ready.TrySetException(exception);
         }
     }
 }

@@ -63,6 +63,16 @@ public class CloseScopeTests
     }
 
     [Fact]
+    public void Fail_EmptyReason_TakesExceptionMessage()
+    {
+        var scope = new CloseScope();
+
+        scope.Fail(new IOException("disk full"), string.Empty);
+
+        scope.Reason.ShouldBe("disk full");
+    }
+
+    [Fact]
     public void Fail_WithReason_KeepsReason()
     {
         var scope = new CloseScope();

@@ -769,4 +769,62 @@ public class CancelScopeTests
             completed.ShouldBeTrue();
         }
     }
+
+    [Fact]
+    public async Task RunAsync_CallerTokenCancelled_ThrowsPlainOperationCanceledWithCallersToken()
+    {
+        using var caller = new CancellationTokenSource();
+
+        var ex = await CatchAsync(new CancelScope().RunAsync(
+            async ct =>
+            {
+                await caller.CancelAsync();
+                await Task.Delay(Timeout.Infinite, ct);
+            },
+            caller.Token));
+
+        // Exact type, as xunit's Assert.ThrowsAsync<OperationCanceledException> demands.
+        ex.GetType().ShouldBe(typeof(OperationCanceledException));
+        ((OperationCanceledException)ex).CancellationToken.ShouldBe(caller.Token);
+    }
+
+    [Fact]
+    public async Task Current_SkipsScopeExitedByAnotherFlow()
+    {
+        var scope = new CancelScope();
+        var entry = scope.Enter();
+
+        await Task.Run(entry.Dispose);
+
+        scope.IsActive.ShouldBeFalse();
+        CancelScope.Current.ShouldBeNull();
+        entry.Dispose();
+    }
+
+    [Fact]
+    public void MoveOnAfter_BeyondTimerRange_IsAccepted()
+    {
+        var time = new FakeTimeProvider();
+
+        var scope = CancelScope.MoveOnAfter(TimeSpan.FromDays(400), time);
+        time.Advance(TimeSpan.FromDays(399));
+
+        scope.IsCancellationRequested.ShouldBeFalse();
+        time.Advance(TimeSpan.FromDays(1));
+        scope.TimedOut.ShouldBeTrue();
+    }
+
+    internal static async Task<Exception> CatchAsync(Task task)
+    {
+        try
+        {
+            await task.WaitAsync(s_bound);
+        }
+        catch (Exception ex)
+        {
+            return ex;
+        }
+
+        throw new ShouldAssertException("the task did not throw");
+    }
 }

@@ -335,7 +335,7 @@ public class TaskGroupTests
             });
             await childFailed.Task;
             throw bodyError;
-        }, TaskGroupMode.Supervise).WaitAsync(s_bound));
+        }, new TaskGroupOptions { Mode = TaskGroupMode.Supervise }).WaitAsync(s_bound));
 
         ex.InnerExceptions.Count.ShouldBe(2);
         ex.InnerExceptions.ShouldContain(bodyError);
@@ -395,7 +395,7 @@ public class TaskGroupTests
 
             group.Token.IsCancellationRequested.ShouldBeFalse();
             gate.SetResult();
-        }, TaskGroupMode.Supervise).WaitAsync(s_bound));
+        }, new TaskGroupOptions { Mode = TaskGroupMode.Supervise }).WaitAsync(s_bound));
 
         siblingFinished.ShouldBeTrue();
         ex.InnerExceptions.Single().ShouldBeOfType<IOException>();
@@ -556,7 +556,8 @@ public class TaskGroupTests
     {
         Should.Throw<ArgumentNullException>(() => TaskGroup.RunAsync(null!));
         await Should.ThrowAsync<ArgumentNullException>(() => TaskGroup.RunAsync<int>(null!));
-        Should.Throw<ArgumentOutOfRangeException>(() => TaskGroup.RunAsync(_ => Task.CompletedTask, (TaskGroupMode)42));
+        Should.Throw<ArgumentOutOfRangeException>(() => new TaskGroupOptions { Mode = (TaskGroupMode)42 });
+        Should.Throw<ArgumentNullException>(() => TaskGroup.RunAsync(_ => Task.CompletedTask, null!));
 
         await TaskGroup.RunAsync(group =>
         {
@@ -660,22 +661,191 @@ public class TaskGroupTests
     }
 
     [Fact]
-    public async Task GroupDeadline_StopsEverythingAsNormalExit()
+    public async Task GroupDeadline_DrivenByOptionsTimeProvider_StopsEverythingAsNormalExit()
     {
         var time = new FakeTimeProvider();
-        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var started = new TaskCompletionSource<TaskGroup>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        var run = TaskGroup.RunAsync(async group =>
-        {
-            group.CancelScope.Deadline = time.GetUtcNow() + TimeSpan.FromSeconds(1);
-            group.StartSoon(ct => Task.Delay(Timeout.Infinite, ct));
-            started.SetResult();
-            await Task.Delay(Timeout.Infinite, group.Token);
-        });
-        await started.Task.WaitAsync(s_bound);
-        time.Advance(TimeSpan.FromSeconds(1));
+        var run = TaskGroup.RunAsync(
+            async group =>
+            {
+                group.CancelScope.Deadline = time.GetUtcNow() + TimeSpan.FromSeconds(1);
+                group.StartSoon(ct => Task.Delay(Timeout.Infinite, ct));
+                started.SetResult(group);
+                await Task.Delay(Timeout.Infinite, group.Token);
+            },
+            new TaskGroupOptions { TimeProvider = time });
+        var group = await started.Task.WaitAsync(s_bound);
+        group.Token.IsCancellationRequested.ShouldBeFalse();
+        time.Advance(TimeSpan.FromMilliseconds(999));
+        group.Token.IsCancellationRequested.ShouldBeFalse();
+        time.Advance(TimeSpan.FromMilliseconds(1));
 
         await run.WaitAsync(s_bound);
+        group.CancelScope.TimedOut.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task StartAsync_StarterCancelledThenStarted_ThrowsCancelledAndGroupGoesOn()
+    {
+        using var caller = new CancellationTokenSource();
+        var siblingCancelled = false;
+        var childEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        await TaskGroup.RunAsync(async group =>
+        {
+            group.StartSoon(async ct =>
+            {
+                await childEnded.Task;
+                siblingCancelled = ct.IsCancellationRequested;
+            });
+
+            var start = group.StartAsync<int>(async (ready, ct) =>
+            {
+                try
+                {
+                    await caller.CancelAsync();
+                    ready.Started(7);
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                finally
+                {
+                    childEnded.SetResult();
+                }
+            }, caller.Token);
+
+            await Should.ThrowAsync<OperationCanceledException>(start.WaitAsync(s_bound));
+        }).WaitAsync(s_bound);
+
+        siblingCancelled.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task StartAsync_StarterCancelRacingStarted_NeverFailsTheGroup()
+    {
+        var returned = 0;
+        var cancelled = 0;
+        for (var i = 0; i < 2000; i++)
+        {
+            using var caller = new CancellationTokenSource();
+            await TaskGroup.RunAsync(async group =>
+            {
+                var start = group.StartAsync<int>(async (ready, ct) =>
+                {
+                    var canceller = Task.Run(caller.Cancel);
+                    ready.Started(1);
+                    await canceller;
+                    await Checkpoint.YieldAsync(ct);
+                }, caller.Token);
+
+                try
+                {
+                    await start;
+                    returned++;
+                }
+                catch (OperationCanceledException)
+                {
+                    cancelled++;
+                }
+            }).WaitAsync(s_bound);
+        }
+
+        (returned + cancelled).ShouldBe(2000);
+    }
+
+    [Fact]
+    public async Task StartAsync_InCancelledAmbientScope_ThrowsAtOnceWithoutRunningChild()
+    {
+        var ran = false;
+
+        await TaskGroup.RunAsync(async group =>
+        {
+            var scope = new CancelScope();
+            var completed = await scope.RunAsync(async _ =>
+            {
+                scope.Cancel();
+                await group.StartAsync<int>((ready, ct) =>
+                {
+                    ran = true;
+                    ready.Started(1);
+                    return Task.CompletedTask;
+                });
+            });
+
+            completed.ShouldBeFalse();
+            scope.CancelledCaught.ShouldBeTrue();
+        }).WaitAsync(s_bound);
+
+        ran.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task StartAsync_ChildThrowsOwnCancellationBeforeStarted_CallerGetsThatException()
+    {
+        var own = new OperationCanceledException("mine");
+
+        await TaskGroup.RunAsync(async group =>
+        {
+            var ex = await Should.ThrowAsync<OperationCanceledException>(group.StartAsync<int>(async (ready, ct) =>
+            {
+                await Task.Yield();
+                throw own;
+            }));
+
+            ex.ShouldBeSameAs(own);
+        }).WaitAsync(s_bound);
+    }
+
+    [Fact]
+    public async Task CallerTokenCancelled_ThrowsPlainOperationCanceledWithCallersToken()
+    {
+        using var caller = new CancellationTokenSource();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var run = TaskGroup.RunAsync(
+            async group =>
+            {
+                started.SetResult();
+                await Task.Delay(Timeout.Infinite, group.Token);
+            },
+            caller.Token);
+        await started.Task.WaitAsync(s_bound);
+        await caller.CancelAsync();
+
+        var ex = await CancelScopeTests.CatchAsync(run);
+        ex.GetType().ShouldBe(typeof(OperationCanceledException));
+        ((OperationCanceledException)ex).CancellationToken.ShouldBe(caller.Token);
+    }
+
+    [Fact]
+    public async Task CancelCallbackThrows_GroupStillWaitsForChildrenAndReportsIt()
+    {
+        var childRunning = 0;
+        var childStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var ex = await Should.ThrowAsync<AggregateException>(TaskGroup.RunAsync(async group =>
+        {
+            group.Token.Register(() => throw new FormatException("callback"));
+            group.StartSoon(async ct =>
+            {
+                Interlocked.Increment(ref childRunning);
+                childStarted.SetResult();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref childRunning);
+                }
+            });
+            await childStarted.Task;
+            throw new IOException("body");
+        }).WaitAsync(s_bound));
+
+        childRunning.ShouldBe(0);
+        ex.Flatten().InnerExceptions.ShouldContain(e => e is IOException);
+        ex.Flatten().InnerExceptions.ShouldContain(e => e is FormatException);
     }
 
     [Fact]
@@ -683,25 +853,40 @@ public class TaskGroupTests
     {
         for (var i = 0; i < 1000; i++)
         {
-            var running = 0;
+            var notFinished = 0;
             var seed = i;
             var run = TaskGroup.RunAsync(async group =>
             {
                 for (var c = 0; c < 4; c++)
                 {
+                    // Counted when started, not when it first runs, so a child still queued at the end is caught too.
+                    Interlocked.Increment(ref notFinished);
                     group.StartSoon(async ct =>
                     {
-                        Interlocked.Increment(ref running);
                         try
                         {
                             await Task.Delay(Timeout.Infinite, ct);
                         }
                         finally
                         {
-                            Interlocked.Decrement(ref running);
+                            Interlocked.Decrement(ref notFinished);
                         }
                     });
                 }
+
+                Interlocked.Increment(ref notFinished);
+                var start = group.StartAsync<int>(async (ready, ct) =>
+                {
+                    try
+                    {
+                        ready.Started(1);
+                        await Task.Delay(Timeout.Infinite, ct);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref notFinished);
+                    }
+                });
 
                 if (seed % 3 == 0)
                 {
@@ -716,11 +901,19 @@ public class TaskGroupTests
                     group.Cancel();
                 }
 
+                try
+                {
+                    await start;
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
                 await Checkpoint.SleepAsync(Timeout.InfiniteTimeSpan);
             });
 
             await run.WaitAsync(s_bound);
-            Volatile.Read(ref running).ShouldBe(0, $"iteration {i}");
+            Volatile.Read(ref notFinished).ShouldBe(0, $"iteration {i}");
         }
     }
 }
