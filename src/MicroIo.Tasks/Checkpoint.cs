@@ -57,14 +57,23 @@ public static class Checkpoint
         ThrowIfCancelled(cancellationToken);
 
         var ambient = CancelScope.Current?.Token ?? CancellationToken.None;
-        if (!cancellationToken.CanBeCanceled || !ambient.CanBeCanceled)
+        try
         {
-            await Task.Delay(delay, timeProvider, cancellationToken.CanBeCanceled ? cancellationToken : ambient).ConfigureAwait(false);
+            if (!cancellationToken.CanBeCanceled || !ambient.CanBeCanceled)
+            {
+                await Task.Delay(delay, timeProvider, cancellationToken.CanBeCanceled ? cancellationToken : ambient).ConfigureAwait(false);
+            }
+            else
+            {
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, ambient);
+                await Task.Delay(delay, timeProvider, linked.Token).ConfigureAwait(false);
+            }
         }
-        else
+        catch (TaskCanceledException)
         {
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, ambient);
-            await Task.Delay(delay, timeProvider, linked.Token).ConfigureAwait(false);
+            // Report the token that was cancelled (not a linked one) as a plain OperationCanceledException, as the checks do.
+            ThrowIfCancelled(cancellationToken);
+            throw;
         }
 
         ThrowIfCancelled(cancellationToken);

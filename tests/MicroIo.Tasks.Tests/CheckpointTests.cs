@@ -128,4 +128,29 @@ public class CheckpointTests
         await Should.ThrowAsync<ArgumentOutOfRangeException>(() => Checkpoint.SleepAsync(TimeSpan.FromSeconds(-1)));
         await Should.ThrowAsync<ArgumentNullException>(() => Checkpoint.SleepAsync(TimeSpan.Zero, null!));
     }
+
+    [Fact]
+    public async Task SleepAsync_TokenCancelled_ThrowsPlainOperationCanceledWithThatToken()
+    {
+        using var cts = new CancellationTokenSource();
+        var scope = new CancelScope();
+        Exception? caught = null;
+
+        await scope.RunAsync(async _ =>
+        {
+            var sleep = Checkpoint.SleepAsync(Timeout.InfiniteTimeSpan, cts.Token);
+            await cts.CancelAsync();
+            try
+            {
+                await sleep;
+            }
+            catch (Exception ex)
+            {
+                caught = ex;
+            }
+        });
+
+        caught.ShouldNotBeNull().GetType().ShouldBe(typeof(OperationCanceledException));
+        ((OperationCanceledException)caught).CancellationToken.ShouldBe(cts.Token);
+    }
 }
