@@ -16,7 +16,8 @@ namespace MicroIo;
 /// A handler that throws fails the mailbox with its exception, so producers learn of it (late submits are dropped and
 /// counted, or throw, as the mailbox says) and no message is left waiting forever; messages not yet taken stay in the
 /// mailbox for <see cref="Drain"/>. In serial mode <see cref="RunAsync"/> then throws the handler's exception itself; in
-/// concurrent mode it throws the <see cref="AggregateException"/> of the task group the handlers run in.
+/// concurrent mode it throws the <see cref="AggregateException"/> of the task group the handlers run in. In concurrent
+/// mode a failing handler does not cancel the handlers already running: each message taken is handled to its end.
 /// </para>
 /// <para><see cref="Submit"/>, <see cref="Close"/>, <see cref="Fail"/> and <see cref="Drain"/> may be called from any thread.</para>
 /// </remarks>
@@ -31,6 +32,8 @@ namespace MicroIo;
 /// </example>
 public sealed class ActorCore<T>
 {
+    private static readonly TaskGroupOptions s_supervise = new() { Mode = TaskGroupMode.Supervise };
+
     private readonly Func<T, CancellationToken, Task>? _serial;
     private readonly Func<T, Action, CancellationToken, Task>? _concurrent;
     private int _running;
@@ -102,13 +105,16 @@ public sealed class ActorCore<T>
 
         try
         {
+            _handlerFailed = false;
             if (_serial is not null)
             {
                 await RunSerialAsync(_serial, cancellationToken).ConfigureAwait(true);
             }
             else
             {
-                await TaskGroup.RunAsync(group => DispatchAsync(_concurrent!, group), cancellationToken).ConfigureAwait(true);
+                // Supervising, so that a failing handler does not cancel the handlers already running: every message
+                // taken is handled to the end, and the dispatcher stops taking more once a handler has failed.
+                await TaskGroup.RunAsync(group => DispatchAsync(_concurrent!, group), s_supervise, cancellationToken).ConfigureAwait(true);
             }
         }
         finally
@@ -144,7 +150,7 @@ public sealed class ActorCore<T>
 
     private async Task DispatchAsync(Func<T, Action, CancellationToken, Task> handler, TaskGroup group)
     {
-        while (await Mailbox.WaitToGetAsync(group.Token).ConfigureAwait(true))
+        while (await WaitToDispatchAsync(group.Token).ConfigureAwait(true))
         {
             // A handler that failed has failed the mailbox before releasing: take nothing more, so every message not
             // yet handled stays in the mailbox for Drain.
@@ -182,6 +188,20 @@ public sealed class ActorCore<T>
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>Waits for the next message; a failure that a handler put on the mailbox ends the dispatch quietly.</summary>
+    /// <remarks>The group reports that handler's exception; throwing it here as well would report it twice.</remarks>
+    private async ValueTask<bool> WaitToDispatchAsync(CancellationToken token)
+    {
+        try
+        {
+            return !_handlerFailed && await Mailbox.WaitToGetAsync(token).ConfigureAwait(true);
+        }
+        catch (Exception) when (_handlerFailed)
+        {
+            return false;
         }
     }
 }

@@ -2,7 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace MicroIo;
 
-/// <summary>A thread-safe, closable queue of messages for one consumer loop, as <see cref="ActorCore{T}"/> reads it.</summary>
+/// <summary>Defines a thread-safe, closable queue of messages, as <see cref="ActorCore{T}"/> reads it.</summary>
 /// <typeparam name="T">The type of the messages.</typeparam>
 /// <remarks>
 /// Implemented by <see cref="Mailbox{T}"/> (first in, first out) and <see cref="PriorityMailbox{T}"/> (highest key
@@ -28,6 +28,7 @@ public interface IMailbox<T> : IAsyncEnumerable<T>
     /// <returns>The next message.</returns>
     /// <exception cref="EndOfChannelException">The mailbox is closed and has nothing left to deliver.</exception>
     /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled.</exception>
+    /// <exception cref="Exception">The mailbox failed and has nothing left to deliver: the exception given to <see cref="Fail"/>, itself.</exception>
     ValueTask<T> GetAsync(CancellationToken cancellationToken = default);
 
     /// <summary>Takes the next message if one can be delivered now.</summary>
@@ -39,6 +40,7 @@ public interface IMailbox<T> : IAsyncEnumerable<T>
     /// <param name="cancellationToken">A token that stops the wait; the ambient <see cref="CancelScope"/> stops it too.</param>
     /// <returns><see langword="true"/> if a message can be taken; <see langword="false"/> if the mailbox is closed and has nothing left to deliver.</returns>
     /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled.</exception>
+    /// <exception cref="Exception">The mailbox failed and has nothing left to deliver: the exception given to <see cref="Fail"/>, itself.</exception>
     ValueTask<bool> WaitToGetAsync(CancellationToken cancellationToken = default);
 
     /// <summary>Closes the mailbox; what was submitted before can still be taken.</summary>

@@ -2,9 +2,16 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace MicroIo;
 
-/// <summary>A first-in, first-out mailbox over an <see cref="ObjectChannel"/>; late messages are dropped and counted by default.</summary>
+/// <summary>Queues messages first in, first out over an <see cref="ObjectChannel"/>; late messages are dropped and counted by default.</summary>
 /// <typeparam name="T">The type of the messages.</typeparam>
 /// <remarks>Submit from any thread; consume with <see cref="GetAsync"/>, <c>await foreach</c> or an <see cref="ActorCore{T}"/>.</remarks>
+/// <example>
+/// <code>
+/// var mailbox = new Mailbox&lt;string&gt;();
+/// readerThread = new Thread(() =&gt; { foreach (var line in ReadLines()) mailbox.Submit(line); mailbox.Close(); });
+/// await foreach (var line in mailbox) Handle(line);
+/// </code>
+/// </example>
 public sealed class Mailbox<T> : IMailbox<T>
 {
     private readonly ObjectSendChannel<T> _sender;

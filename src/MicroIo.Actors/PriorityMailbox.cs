@@ -5,8 +5,8 @@ using MicroIo.Internal;
 namespace MicroIo;
 
 /// <summary>
-/// A mailbox that delivers the message with the highest key first (first in, first out among equal keys), and can hold
-/// back messages whose key is at or below a <see cref="Floor"/>.
+/// Queues messages and delivers the one with the highest key first (first in, first out among equal keys), holding back
+/// messages whose key is at or below a <see cref="Floor"/>.
 /// </summary>
 /// <typeparam name="T">The type of the messages.</typeparam>
 /// <remarks>
@@ -15,8 +15,9 @@ namespace MicroIo;
 /// lifting it releases held messages at once. <see cref="DrainNowait"/> ignores the floor.
 /// </para>
 /// <para>
-/// Once closed, the mailbox ends for consumers when no message above the floor is left; held messages stay for
-/// <see cref="DrainNowait"/> (they are counted as queued).
+/// Once the mailbox is closed or failed, the floor holds nothing back any more: consumers take every message that was
+/// submitted before the close, highest key first, and only then see the end, which is final. So an
+/// <see cref="ActorCore{T}"/> over it handles everything and returns only when the mailbox is closed and empty.
 /// </para>
 /// </remarks>
 public sealed class PriorityMailbox<T> : IMailbox<T>
@@ -36,6 +37,7 @@ public sealed class PriorityMailbox<T> : IMailbox<T>
     private int? _floor;
     private bool _closed;
     private Exception? _failure;
+    private ExceptionDispatchInfo? _failureInfo;
 
     /// <summary>Initializes a new, open mailbox ordered by the given key.</summary>
     /// <param name="keySelector">Returns a message's key; higher keys are delivered first.</param>
@@ -55,6 +57,7 @@ public sealed class PriorityMailbox<T> : IMailbox<T>
     }
 
     /// <summary>Gets or sets the key at or below which messages are held back from consumers; <see langword="null"/> (the default) holds nothing back.</summary>
+    /// <remarks>It holds nothing back once the mailbox is closed or failed.</remarks>
     public int? Floor
     {
         get
@@ -181,11 +184,8 @@ public sealed class PriorityMailbox<T> : IMailbox<T>
 
                 if (_closed)
                 {
-                    if (_failure is not null)
-                    {
-                        ExceptionDispatchInfo.Throw(_failure);
-                    }
-
+                    // Thrown from the copy captured at Fail: rethrowing the shared object would grow its stack trace each time.
+                    _failureInfo?.Throw();
                     return false;
                 }
 
@@ -193,7 +193,14 @@ public sealed class PriorityMailbox<T> : IMailbox<T>
                 changed = _changed.Task;
             }
 
-            await changed.WaitAsync(link.Token).ConfigureAwait(false);
+            try
+            {
+                await changed.WaitAsync(link.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
+            {
+                throw link.Cancelled(ex);
+            }
         }
     }
 
@@ -212,17 +219,23 @@ public sealed class PriorityMailbox<T> : IMailbox<T>
     public IReadOnlyList<T> DrainNowait(int maxItems = int.MaxValue)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxItems);
-        var items = new List<T>();
         lock (_lock)
         {
-            while (items.Count < maxItems && _queue.TryDequeue(out var item, out _))
+            var count = Math.Min(maxItems, _queue.Count);
+            if (count == 0)
             {
-                items.Add(item);
-                _received++;
+                return [];
             }
-        }
 
-        return items;
+            var items = new T[count];
+            for (var i = 0; i < count; i++)
+            {
+                items[i] = _queue.Dequeue();
+            }
+
+            _received += count;
+            return items;
+        }
     }
 
     /// <inheritdoc/>
@@ -239,7 +252,7 @@ public sealed class PriorityMailbox<T> : IMailbox<T>
     }
 
     private bool HasDeliverableLocked() =>
-        _queue.TryPeek(out _, out var priority) && (_floor is not { } floor || priority.Key > floor);
+        _queue.TryPeek(out _, out var priority) && (_closed || _floor is not { } floor || priority.Key > floor);
 
     /// <summary>Takes the change signal, if anyone waits on it; the caller completes it outside the lock, waking every waiter to look again.</summary>
     private TaskCompletionSource? TakeChangedLocked()
@@ -261,6 +274,7 @@ public sealed class PriorityMailbox<T> : IMailbox<T>
 
             _closed = true;
             _failure = exception;
+            _failureInfo = exception is null ? null : ExceptionDispatchInfo.Capture(exception);
             changed = TakeChangedLocked();
         }
 

@@ -1,6 +1,6 @@
 namespace MicroIo;
 
-/// <summary>A consistent snapshot of a channel's counters: <c>Sent == Received + Queued</c>, with drops counted apart.</summary>
+/// <summary>Holds a snapshot of a channel's counters, in which <c>Sent == Received + Queued</c> always holds, with drops counted apart.</summary>
 /// <param name="Sent">The number of items the channel accepted.</param>
 /// <param name="Received">The number of accepted items a receiver has taken.</param>
 /// <param name="Dropped">The number of sends refused because the channel was closed or failed.</param>

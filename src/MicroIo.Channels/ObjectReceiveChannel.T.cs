@@ -5,7 +5,7 @@ using MicroIo.Internal;
 
 namespace MicroIo;
 
-/// <summary>The receiving endpoint of a channel made by <see cref="ObjectChannel.Create{T}(ObjectChannelOptions?)"/>.</summary>
+/// <summary>Receives items from a channel made by <see cref="ObjectChannel.Create{T}(ObjectChannelOptions?)"/>, and closes or fails it.</summary>
 /// <typeparam name="T">The type of the items.</typeparam>
 /// <remarks>
 /// Every member may be called from any thread. Unless the channel was made with

@@ -3,7 +3,7 @@ using MicroIo.Internal;
 
 namespace MicroIo;
 
-/// <summary>The sending endpoint of a channel made by <see cref="ObjectChannel.Create{T}(ObjectChannelOptions?)"/>.</summary>
+/// <summary>Sends items into a channel made by <see cref="ObjectChannel.Create{T}(ObjectChannelOptions?)"/>, and closes or fails it.</summary>
 /// <typeparam name="T">The type of the items.</typeparam>
 /// <remarks>Every member may be called from any thread; sends never run a receiver's continuation inline.</remarks>
 public sealed class ObjectSendChannel<T>
@@ -26,7 +26,8 @@ public sealed class ObjectSendChannel<T>
     /// <returns>
     /// <see langword="true"/> if the item was queued; <see langword="false"/> if a bounded channel is full (the item is
     /// not counted anywhere: the caller still holds it) or, under <see cref="LateSendPolicy.Drop"/>, if the channel is
-    /// closed (the item is counted as dropped).
+    /// closed (the item is counted as dropped). To tell the two apart, check <see cref="IsClosed"/> after a
+    /// <see langword="false"/>: a close is final, so <see langword="false"/> there means the channel was full.
     /// </returns>
     /// <exception cref="ClosedResourceException">The channel is closed or failed, under <see cref="LateSendPolicy.Throw"/>; the item is counted as dropped.</exception>
     public bool Send(T item) => _core.TrySend(item) switch

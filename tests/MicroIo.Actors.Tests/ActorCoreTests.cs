@@ -212,12 +212,54 @@ public class ActorCoreTests
 
             var ex = await Should.ThrowAsync<AggregateException>(actor.RunAsync().WaitAsync(s_bound));
 
-            ex.InnerExceptions.ShouldContain(error);
+            ex.InnerExceptions.Single().ShouldBeSameAs(error);
             actor.Mailbox.IsClosed.ShouldBeTrue();
             var left = actor.Drain();
             (handled.Count + left.Count).ShouldBe(20, $"iteration {iteration}");
             handled.Concat(left).Order().ShouldBe(Enumerable.Range(0, 20));
             actor.Submit(99).ShouldBeFalse();
+        }
+    }
+
+    [Fact]
+    public async Task Concurrent_HandlerFailsAfterRelease_EveryItemHandledToTheEndOrLeftInMailbox()
+    {
+        for (var iteration = 0; iteration < 100; iteration++)
+        {
+            var handled = new ConcurrentBag<int>();
+            var cancelled = new ConcurrentBag<int>();
+            var error = new IOException("after release");
+            var actor = new ActorCore<int>(async (item, release, ct) =>
+            {
+                release();
+                await Task.Yield();
+                if (item == 1)
+                {
+                    throw error;
+                }
+
+                try
+                {
+                    await Checkpoint.YieldAsync(ct);
+                    handled.Add(item);
+                }
+                catch (OperationCanceledException)
+                {
+                    cancelled.Add(item);
+                    throw;
+                }
+            });
+            for (var i = 1; i <= 50; i++)
+            {
+                actor.Submit(i);
+            }
+
+            var ex = await Should.ThrowAsync<AggregateException>(actor.RunAsync().WaitAsync(s_bound));
+
+            ex.InnerExceptions.Single().ShouldBeSameAs(error);
+            cancelled.ShouldBeEmpty($"iteration {iteration}");
+            var left = actor.Drain();
+            (handled.Count + 1 + left.Count).ShouldBe(50, $"iteration {iteration}");
         }
     }
 

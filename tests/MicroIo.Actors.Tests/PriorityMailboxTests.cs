@@ -74,12 +74,15 @@ public class PriorityMailboxTests
     }
 
     [Fact]
-    public async Task Close_EndsWhenNothingAboveFloor_HeldItemsStayForDrain()
+    public async Task Close_ReleasesHeldItems_ThenEndIsFinal()
     {
         var mailbox = Create();
         mailbox.Submit(new Job("a", 9));
         mailbox.Submit(new Job("held", 0));
         mailbox.Floor = 0;
+        mailbox.TryGet(out _).ShouldBeTrue();
+        mailbox.TryGet(out _).ShouldBeFalse();
+
         mailbox.Close();
 
         var got = new List<string>();
@@ -88,8 +91,61 @@ public class PriorityMailboxTests
             got.Add(job.Name);
         }
 
-        got.ShouldBe(["a"]);
-        mailbox.DrainNowait().Single().Name.ShouldBe("held");
+        got.ShouldBe(["held"]);
+        mailbox.Floor = null;
+        await Should.ThrowAsync<EndOfChannelException>(mailbox.GetAsync().AsTask());
+        mailbox.Stats.ShouldBe(new ChannelStats(2, 2, 0, 0, true));
+    }
+
+    [Fact]
+    public async Task Close_WakesReceiverWaitingOnHeldItem()
+    {
+        var mailbox = Create();
+        mailbox.Floor = 5;
+        mailbox.Submit(new Job("held", 1));
+        var get = mailbox.GetAsync().AsTask();
+
+        mailbox.Close();
+
+        (await get.WaitAsync(s_bound)).Name.ShouldBe("held");
+    }
+
+    [Fact]
+    public async Task Actor_OverFlooredMailbox_HandlesEverythingBeforeReturning()
+    {
+        var mailbox = Create();
+        mailbox.Floor = 5;
+        var handled = new List<string>();
+        var actor = new ActorCore<Job>((job, ct) =>
+        {
+            handled.Add(job.Name);
+            return Task.CompletedTask;
+        }, mailbox);
+        actor.Submit(new Job("low", 3));
+        actor.Submit(new Job("high", 10));
+        actor.Close();
+
+        await actor.RunAsync().WaitAsync(s_bound);
+
+        handled.ShouldBe(["high", "low"]);
+        mailbox.Stats.Queued.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Fail_ThrownManyTimes_StackTraceDoesNotGrow()
+    {
+        var mailbox = Create();
+        var failure = new IOException("x");
+        mailbox.Fail(failure);
+        await Should.ThrowAsync<IOException>(mailbox.GetAsync().AsTask());
+        var length = failure.StackTrace?.Length ?? 0;
+
+        for (var i = 0; i < 50; i++)
+        {
+            await Should.ThrowAsync<IOException>(mailbox.GetAsync().AsTask());
+        }
+
+        (failure.StackTrace?.Length ?? 0).ShouldBeLessThanOrEqualTo(length);
     }
 
     [Fact]

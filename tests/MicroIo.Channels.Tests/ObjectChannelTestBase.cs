@@ -465,6 +465,80 @@ public abstract class ObjectChannelTestBase
     }
 
     [Fact]
+    public async Task Stats_LateSendsNeverShowAsSentOrQueued()
+    {
+        var (tx, rx) = Create<int>(LateSendPolicy.Drop);
+        tx.Send(1);
+        tx.Send(2);
+        tx.Close();
+        using var stop = new CancellationTokenSource();
+        var lateSender = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                tx.Send(3).ShouldBeFalse();
+            }
+        });
+
+        (await rx.ReceiveAsync()).ShouldBe(1);
+        for (var i = 0; i < 20_000; i++)
+        {
+            var s = rx.Stats;
+            s.Sent.ShouldBe(2);
+            s.Queued.ShouldBe(1);
+        }
+
+        (await rx.ReceiveAsync()).ShouldBe(2);
+        await Should.ThrowAsync<EndOfChannelException>(rx.ReceiveAsync().AsTask());
+        rx.Stats.Queued.ShouldBe(0);
+        await stop.CancelAsync();
+        await lateSender.WaitAsync(Bound);
+        rx.Stats.Dropped.ShouldBeGreaterThan(0);
+    }
+
+    [Fact]
+    public async Task Cancelled_ReceiveAndWait_CarryTheCallersToken()
+    {
+        var (_, rx) = Create<int>();
+        using var cts = new CancellationTokenSource();
+        var scope = new CancelScope();
+        Exception? caught = null;
+
+        await scope.RunAsync(async _ =>
+        {
+            var receive = rx.ReceiveAsync(cts.Token).AsTask();
+            await cts.CancelAsync();
+            try
+            {
+                await receive;
+            }
+            catch (Exception ex)
+            {
+                caught = ex;
+            }
+        });
+
+        caught.ShouldBeOfType<OperationCanceledException>().CancellationToken.ShouldBe(cts.Token);
+    }
+
+    [Fact]
+    public async Task Fail_ThrownManyTimes_StackTraceDoesNotGrow()
+    {
+        var (tx, rx) = Create<int>();
+        var failure = new IOException("x");
+        tx.Fail(failure);
+        await Should.ThrowAsync<IOException>(rx.ReceiveAsync().AsTask());
+        var length = failure.StackTrace?.Length ?? 0;
+
+        for (var i = 0; i < 50; i++)
+        {
+            await Should.ThrowAsync<IOException>(rx.ReceiveAsync().AsTask());
+        }
+
+        (failure.StackTrace?.Length ?? 0).ShouldBeLessThanOrEqualTo(length);
+    }
+
+    [Fact]
     public async Task ProducersRacingClose_EveryItemReceivedOnceOrCountedDropped()
     {
         const int producers = 4;

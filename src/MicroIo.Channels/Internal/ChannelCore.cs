@@ -15,6 +15,8 @@ namespace MicroIo.Internal;
 /// <c>Sent</c> is counted before the write and taken back if the write is refused, and <c>Received</c> after the read;
 /// a snapshot reads <c>Received</c> first. So no snapshot ever shows an item received that was not sent, and
 /// <c>Queued</c> is derived as <c>Sent - Received</c>, which makes <c>Sent == Received + Queued</c> hold in every snapshot.
+/// A send on a closed channel is refused before it is counted, so it never shows in <c>Sent</c>; only a send that
+/// finds a bounded channel full (or races the close itself) is counted for the moment of its write attempt.
 /// </para>
 /// </remarks>
 internal sealed class ChannelCore<T>
@@ -23,6 +25,7 @@ internal sealed class ChannelCore<T>
     private readonly CloseScope _state = new();
     private readonly LateSendPolicy _lateSend;
     private readonly bool _singleReceiver;
+    private ExceptionDispatchInfo? _failure;
     private long _sent;
     private long _received;
     private long _dropped;
@@ -83,6 +86,13 @@ internal sealed class ChannelCore<T>
     /// <summary>Tries to queue an item without waiting; a refused (late) send is counted as dropped.</summary>
     public SendOutcome TrySend(T item)
     {
+        // Checked before counting, so that a send that is certain to be refused never shows in Sent, even for a moment.
+        if (_state.IsClosed)
+        {
+            Interlocked.Increment(ref _dropped);
+            return SendOutcome.Refused;
+        }
+
         Interlocked.Increment(ref _sent);
         if (_channel.Writer.TryWrite(item))
         {
@@ -121,7 +131,11 @@ internal sealed class ChannelCore<T>
             {
                 open = await _channel.Writer.WaitToWriteAsync(link.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !link.Token.IsCancellationRequested)
+            catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
+            {
+                throw link.Cancelled(ex);
+            }
+            catch (Exception)
             {
                 // A failed channel's wait throws its failure; for a sender that is a refusal like any other.
                 open = false;
@@ -176,8 +190,13 @@ internal sealed class ChannelCore<T>
             {
                 more = await _channel.Reader.WaitToReadAsync(link.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !link.Token.IsCancellationRequested)
+            catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
             {
+                throw link.Cancelled(ex);
+            }
+            catch (Exception)
+            {
+                // A failed channel's wait throws its failure; ThrowIfFailed throws it from the one captured copy.
                 more = false;
             }
 
@@ -213,7 +232,12 @@ internal sealed class ChannelCore<T>
     public IReadOnlyList<T> DrainNowait(int maxItems)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxItems);
-        var items = new List<T>();
+        if (maxItems == 0 || !TryReceive(out var first))
+        {
+            return [];
+        }
+
+        var items = new List<T> { first };
         while (items.Count < maxItems && TryReceive(out var item))
         {
             items.Add(item);
@@ -223,13 +247,11 @@ internal sealed class ChannelCore<T>
     }
 
     /// <summary>Throws the original failure (not a wrapper) if the channel failed and no item is left.</summary>
-    public void ThrowIfFailed()
-    {
-        if (_state.Exception is { } failure)
-        {
-            ExceptionDispatchInfo.Throw(failure);
-        }
-    }
+    /// <remarks>
+    /// Thrown from the copy captured once when the channel failed: throwing the shared exception object afresh on every
+    /// receive would append one more stack trace to it each time.
+    /// </remarks>
+    public void ThrowIfFailed() => Volatile.Read(ref _failure)?.Throw();
 
     public Exception? Failure => _state.Exception;
 
@@ -239,6 +261,11 @@ internal sealed class ChannelCore<T>
         if (!(exception is null ? _state.Close() : _state.Fail(exception)))
         {
             return false;
+        }
+
+        if (exception is not null)
+        {
+            Volatile.Write(ref _failure, ExceptionDispatchInfo.Capture(exception));
         }
 
         _channel.Writer.TryComplete(exception);

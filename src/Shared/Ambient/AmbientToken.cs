@@ -8,11 +8,15 @@ namespace MicroIo.Internal;
 internal readonly struct AmbientToken : IDisposable
 {
     private readonly CancellationTokenSource? _linked;
+    private readonly CancellationToken _caller;
+    private readonly CancellationToken _ambient;
 
-    private AmbientToken(CancellationTokenSource? linked, CancellationToken token)
+    private AmbientToken(CancellationTokenSource? linked, CancellationToken token, CancellationToken caller, CancellationToken ambient)
     {
         Token = token;
         _linked = linked;
+        _caller = caller;
+        _ambient = ambient;
     }
 
     /// <summary>Gets the token to wait on.</summary>
@@ -24,17 +28,21 @@ internal readonly struct AmbientToken : IDisposable
         var ambient = CancelScope.Current?.Token ?? CancellationToken.None;
         if (!ambient.CanBeCanceled)
         {
-            return new AmbientToken(null, cancellationToken);
+            return new AmbientToken(null, cancellationToken, cancellationToken, ambient);
         }
 
         if (!cancellationToken.CanBeCanceled || cancellationToken == ambient)
         {
-            return new AmbientToken(null, ambient);
+            return new AmbientToken(null, ambient, cancellationToken, ambient);
         }
 
         var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, ambient);
-        return new AmbientToken(linked, linked.Token);
+        return new AmbientToken(linked, linked.Token, cancellationToken, ambient);
     }
+
+    /// <summary>Returns the cancellation to throw once <see cref="Token"/> fired: a plain one that carries the token that was really cancelled (the caller's first), not the linked one.</summary>
+    public OperationCanceledException Cancelled(OperationCanceledException inner) =>
+        new(inner.Message, inner, _caller.IsCancellationRequested ? _caller : _ambient);
 
     public void Dispose() => _linked?.Dispose();
 }
