@@ -1,0 +1,454 @@
+using System.Runtime.ExceptionServices;
+using MicroIo.Internal;
+
+namespace MicroIo;
+
+/// <summary>
+/// Runs a service on a dedicated thread that owns an event loop, with a task group whose children run on that loop and
+/// safe bridges into it from other threads.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The loop is a single-threaded <see cref="SynchronizationContext"/> on the service's thread: <see cref="RunAsync"/>
+/// (overridden, or the body given to the constructor) and everything it awaits without <c>ConfigureAwait(false)</c> runs
+/// there. It runs as the body of <see cref="TaskGroup"/>, so children started in the group run on the loop too, and the
+/// token it receives is the group's. The loop ends once the group has finished (<see cref="RunAsync"/> and every child)
+/// and every <c>async void</c> method started on the loop has completed.
+/// </para>
+/// <para>
+/// Other threads reach the loop through <see cref="CallSoon(Action)"/> (fire and forget),
+/// <see cref="CallSync{T}(Func{T}, TimeSpan)"/> (run and wait for the result) and
+/// <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/> (run async work as a child of the group). Each is accepted
+/// (and then runs, even while the service is stopping) or refused with <see cref="ClosedResourceException"/> once the loop
+/// is ending (its task group has finished and nothing else is outstanding): the decision is made atomically with the
+/// loop's end, so no callback is dropped silently, and a caller that keeps offering work cannot keep the loop alive.
+/// </para>
+/// <para>
+/// <see cref="ServiceThread.Stop(string?)"/> (or any close of <see cref="ServiceThread.Scope"/>) cancels the task group, so
+/// the body, its children and submitted work stop with the service. An exception thrown by a callback on the loop (a
+/// <see cref="CallSoon(Action)"/> action, a posted continuation, or an <c>async void</c> method) fails the service: the
+/// scope is failed, the group cancelled, waiters woken, and the exception is <see cref="ServiceThread.Exception"/>, seen
+/// by <c>WaitStarted</c> and logged by <c>JoinOrLog</c>; the loop goes on until the group has wound down. The thread is
+/// never killed silently.
+/// </para>
+/// </remarks>
+/// <example>
+/// <code>
+/// var worker = new LoopServiceThread(async (service, ct) =&gt;
+/// {
+///     service.TaskGroup.StartSoon(token =&gt; PollAsync(token));
+///     service.Started();
+///     await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+/// });
+/// worker.Start();
+/// worker.WaitStarted(TimeSpan.FromSeconds(5));
+/// int answer = worker.CallSync(() =&gt; 6 * 7, TimeSpan.FromSeconds(1));
+/// string page = await worker.Submit(ct =&gt; FetchAsync(ct));
+/// worker.Stop();
+/// worker.JoinOrLog(TimeSpan.FromSeconds(1));
+/// </code>
+/// </example>
+public class LoopServiceThread : ServiceThread
+{
+    private readonly Lock _groupLock = new();
+    private readonly LoopSynchronizationContext _loop;
+    private readonly Func<LoopServiceThread, CancellationToken, Task>? _body;
+    private TaskGroup? _group;
+
+    /// <summary>Initializes a loop service whose body is an override of <see cref="RunAsync"/>, or, without one, a body that reports started and waits for the stop.</summary>
+    /// <param name="options">The service's settings, or <see langword="null"/> for the defaults.</param>
+    public LoopServiceThread(ServiceThreadOptions? options = null)
+        : base(options)
+    {
+        _loop = new LoopSynchronizationContext(OnLoopError);
+    }
+
+    /// <summary>Initializes a loop service that runs <paramref name="body"/> on its loop.</summary>
+    /// <param name="body">The service body; it receives this service and the task group's token, and runs on the loop.</param>
+    /// <param name="options">The service's settings, or <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
+    public LoopServiceThread(Func<LoopServiceThread, CancellationToken, Task> body, ServiceThreadOptions? options = null)
+        : this(options)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        _body = body;
+    }
+
+    /// <summary>Gets the service's task group: its children run on the loop and are cancelled when the service stops.</summary>
+    /// <exception cref="InvalidOperationException">The loop has not started the group yet (it has once <see cref="RunAsync"/> runs).</exception>
+    /// <remarks>
+    /// Start children from the loop (for example in <see cref="RunAsync"/>); from other threads, prefer
+    /// <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>. Once the service has ended, the group is finished and
+    /// refuses new children.
+    /// </remarks>
+    public TaskGroup TaskGroup
+    {
+        get
+        {
+            lock (_groupLock)
+            {
+                return _group ?? throw new InvalidOperationException($"The loop of '{Name}' has not started its task group yet.");
+            }
+        }
+    }
+
+    /// <summary>Queues an action to run on the loop, and returns at once.</summary>
+    /// <param name="action">The action; it runs on the loop thread, in the caller's execution context.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="action"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished).</exception>
+    /// <remarks>
+    /// Actions run in the order they were queued, interleaved with the loop's other work. An accepted action runs even if
+    /// the service is stopping. An exception it throws fails the service. May be called from any thread, the loop's included.
+    /// </remarks>
+    public void CallSoon(Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        ThrowIfLoopNotStarted();
+        var item = new LoopItem(static s => ((Action)s!)(), action, ExecutionContext.Capture(), reject: null);
+        if (!_loop.TryEnqueue(item, external: true))
+        {
+            throw LoopEnded();
+        }
+    }
+
+    /// <summary>Runs a function on the loop and returns its result, blocking the caller until it has run.</summary>
+    /// <typeparam name="T">The type of the result.</typeparam>
+    /// <param name="func">The function; it runs on the loop thread.</param>
+    /// <param name="timeout">How long to wait, or <see cref="Timeout.InfiniteTimeSpan"/>.</param>
+    /// <returns>The function's result.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite, or too large.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the function did not run.</exception>
+    /// <exception cref="TimeoutException">The function did not finish within <paramref name="timeout"/>.</exception>
+    /// <remarks>
+    /// <para>
+    /// The function's own exception is rethrown as is. Called on the loop thread, the function runs inline (waiting for the
+    /// loop from the loop would deadlock).
+    /// </para>
+    /// <para>
+    /// A call that times out before the loop has started it never runs: the loop and the caller claim it atomically, and
+    /// only one of them wins. If it had already started, it runs to completion on the loop and its result is discarded.
+    /// </para>
+    /// </remarks>
+    public T CallSync<T>(Func<T> func, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        Timeouts.Validate(timeout);
+        if (_loop.IsLoopThread)
+        {
+            return func();
+        }
+
+        var call = Enqueue(func);
+        if (!Waits.Wait(call.Task, timeout, TimeProvider))
+        {
+            if (call.TryAbandon())
+            {
+                throw new TimeoutException($"The call to the loop of '{Name}' did not start within {timeout}; it will not run.");
+            }
+
+            if (!call.Task.IsCompleted)
+            {
+                throw new TimeoutException($"The call to the loop of '{Name}' started but did not finish within {timeout}; its result will be discarded.");
+            }
+        }
+
+        return call.Task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Runs an action on the loop, blocking the caller until it has run.</summary>
+    /// <param name="action">The action; it runs on the loop thread.</param>
+    /// <param name="timeout">How long to wait, or <see cref="Timeout.InfiniteTimeSpan"/>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="action"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite, or too large.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the action did not run.</exception>
+    /// <exception cref="TimeoutException">The action did not finish within <paramref name="timeout"/>.</exception>
+    /// <remarks>As <see cref="CallSync{T}(Func{T}, TimeSpan)"/>: inline on the loop thread; a call that timed out before it started never runs.</remarks>
+    public void CallSync(Action action, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        CallSync(
+            () =>
+            {
+                action();
+                return true;
+            },
+            timeout);
+    }
+
+    /// <summary>Runs a function on the loop and returns a task for its result.</summary>
+    /// <typeparam name="T">The type of the result.</typeparam>
+    /// <param name="func">The function; it runs on the loop thread.</param>
+    /// <param name="cancellationToken">A token that cancels the call while it has not started; once started, it runs to the end.</param>
+    /// <returns>A task that completes with the function's result or exception, or is cancelled before the function started.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the function did not run.</exception>
+    /// <remarks>
+    /// The asynchronous twin of <see cref="CallSync{T}(Func{T}, TimeSpan)"/>, with <see cref="Task.Run(Func{Task}, CancellationToken)"/>'s
+    /// cancellation rule: a call cancelled before it started never runs. Called on the loop thread, the function runs inline.
+    /// The task's continuations never run inline on the loop.
+    /// </remarks>
+    public Task<T> CallSyncAsync<T>(Func<T> func, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<T>(cancellationToken);
+        }
+
+        if (_loop.IsLoopThread)
+        {
+            try
+            {
+                return Task.FromResult(func());
+            }
+            catch (Exception ex)
+            {
+                return Task.FromException<T>(ex);
+            }
+        }
+
+        return Enqueue(func).WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Runs an action on the loop and returns a task that completes when it has run.</summary>
+    /// <param name="action">The action; it runs on the loop thread.</param>
+    /// <param name="cancellationToken">A token that cancels the call while it has not started; once started, it runs to the end.</param>
+    /// <returns>A task that completes when the action has run, with its exception if it threw.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="action"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the action did not run.</exception>
+    public Task CallSyncAsync(Action action, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        return CallSyncAsync(
+            () =>
+            {
+                action();
+                return true;
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Runs async work on the loop as a child of the service's task group, and returns a task for its result.</summary>
+    /// <typeparam name="T">The type of the result.</typeparam>
+    /// <param name="func">The work; it starts on the loop and receives the group's token.</param>
+    /// <returns>
+    /// A task that completes with the work's result or exception, and is cancelled when the service stops first (even if the
+    /// work ignores its token). Its continuations never run inline on the loop.
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the work did not run.</exception>
+    /// <remarks>
+    /// The work's failure belongs to the caller only: it does not fail the service or cancel its siblings. Work accepted
+    /// after the group was cancelled never starts and its task is cancelled; work accepted as the group finishes gets
+    /// <see cref="ClosedResourceException"/> in its task. May be called from any thread, the loop's included.
+    /// </remarks>
+    public Task<T> Submit<T>(Func<CancellationToken, Task<T>> func)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        ThrowIfLoopNotStarted();
+        var work = new SubmittedWork<T>(this, func);
+        if (!_loop.TryEnqueue(work.ToItem(ExecutionContext.Capture()), external: true))
+        {
+            throw LoopEnded();
+        }
+
+        return work.Task;
+    }
+
+    /// <summary>Runs async work on the loop as a child of the service's task group, and returns a task that completes with it.</summary>
+    /// <param name="func">The work; it starts on the loop and receives the group's token.</param>
+    /// <returns>A task that completes when the work has, and is cancelled when the service stops first.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the work did not run.</exception>
+    /// <remarks>As <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>.</remarks>
+    public Task Submit(Func<CancellationToken, Task> func)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return Submit(async ct =>
+        {
+            // Only the result is set after this await; the work's own awaits keep the loop.
+            await func(ct).ConfigureAwait(false);
+            return true;
+        });
+    }
+
+    /// <summary>Runs the service body on the loop: by default, the body given to the constructor, or else reports started and waits for the stop.</summary>
+    /// <param name="cancellationToken">The task group's token: cancelled when the service stops, fails, or a child fails.</param>
+    /// <returns>A task that completes when the body ends; the service ends once every child has ended too.</returns>
+    /// <remarks>
+    /// Override it to write the body as a method: call <see cref="ServiceThread.Started"/> when ready, and return (or let
+    /// the token's <see cref="OperationCanceledException"/> escape) when the token is cancelled. It runs on the loop thread,
+    /// inside <see cref="TaskGroup"/>.
+    /// </remarks>
+    protected virtual Task RunAsync(CancellationToken cancellationToken) =>
+        _body is not null ? _body(this, cancellationToken) : WaitForStopAsync(cancellationToken);
+
+    /// <summary>Runs the event loop on the service's thread until the task group has finished.</summary>
+    /// <remarks>Sealed: the body of a loop service is <see cref="RunAsync"/>.</remarks>
+    protected sealed override void RunService()
+    {
+        var main = _loop.Run(RunMainAsync);
+        if (main.IsFaulted)
+        {
+            // The group throws an AggregateException of every failure; a single one is the service's failure as is.
+            var error = main.Exception!.InnerException!;
+            if (error is AggregateException { InnerExceptions.Count: 1 } group)
+            {
+                error = group.InnerExceptions[0];
+            }
+
+            ExceptionDispatchInfo.Throw(error);
+        }
+
+        main.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Cancels the task group when the scope closes; a group not created yet sees the closed scope when it is.</summary>
+    private protected override void OnScopeClosing()
+    {
+        TaskGroup? group;
+        lock (_groupLock)
+        {
+            group = _group;
+        }
+
+        group?.Cancel(Scope.Reason);
+    }
+
+    private async Task WaitForStopAsync(CancellationToken cancellationToken)
+    {
+        Started();
+        await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    private async Task RunMainAsync()
+    {
+        // Called by the loop on its own thread, so the group captures the loop as the place its children run.
+        await TaskGroup.RunAsync(async group =>
+        {
+            lock (_groupLock)
+            {
+                _group = group;
+            }
+
+            // A stop that came before the group existed found nothing to cancel: it must not be lost. The scope is closed
+            // before its close callback runs, so either that callback sees the group or this check sees the close.
+            if (Scope.IsClosed)
+            {
+                group.Cancel(Scope.Reason);
+            }
+
+            // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop.
+            await RunAsync(group.Token).ConfigureAwait(true);
+        }).ConfigureAwait(false);
+    }
+
+    private void OnLoopError(Exception exception)
+    {
+        if (!RecordFailure(exception, quiet: true))
+        {
+            // Only the first failure is the service's; a later one must still not vanish.
+            Log.LaterLoopFailure(Logger, Name, exception);
+        }
+    }
+
+    private LoopCall<T> Enqueue<T>(Func<T> func)
+    {
+        ThrowIfLoopNotStarted();
+        var call = new LoopCall<T>(func);
+        if (!_loop.TryEnqueue(call.ToItem(ExecutionContext.Capture()), external: true))
+        {
+            throw LoopEnded();
+        }
+
+        return call;
+    }
+
+    private void ThrowIfLoopNotStarted()
+    {
+        if (!HasThreadStarted)
+        {
+            throw new InvalidOperationException($"The service '{Name}' has not been started: call Start() before using its loop.");
+        }
+    }
+
+    private ClosedResourceException LoopEnded() => new($"The event loop of '{Name}' has ended.");
+
+    /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: started in the group from the loop, its outcome handed to the caller only.</summary>
+    private sealed class SubmittedWork<T>(LoopServiceThread owner, Func<CancellationToken, Task<T>> func)
+    {
+        private readonly TaskCompletionSource<T> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task<T> Task => _result.Task;
+
+        public LoopItem ToItem(ExecutionContext? context) =>
+            new(static s => ((SubmittedWork<T>)s!).StartInGroup(), this, context, ex => _result.TrySetException(ex));
+
+        private void StartInGroup()
+        {
+            TaskGroup? group;
+            lock (owner._groupLock)
+            {
+                group = owner._group;
+            }
+
+            if (group is null)
+            {
+                _result.TrySetException(new InvalidOperationException($"The loop of '{owner.Name}' has no task group to run the work in."));
+                return;
+            }
+
+            // Work for a stopped service never starts; not adding it as a child also lets the group finish while callers
+            // keep submitting, so the loop can end and refuse them.
+            if (group.Token.IsCancellationRequested)
+            {
+                _result.TrySetCanceled(group.Token);
+                return;
+            }
+
+            try
+            {
+                group.StartSoon(RunAsync);
+            }
+            catch (InvalidOperationException)
+            {
+                _result.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' has finished; the work did not run."));
+            }
+        }
+
+        private async Task RunAsync(CancellationToken cancellationToken)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                _result.TrySetCanceled(cancellationToken);
+                return;
+            }
+
+            // Cancel the caller's task as soon as the group is, even if the work is slow to notice: a stop never leaves the
+            // caller waiting.
+            using var registration = cancellationToken.UnsafeRegister(
+                static (s, token) => ((TaskCompletionSource<T>)s!).TrySetCanceled(token),
+                _result);
+            try
+            {
+                _result.TrySetResult(await func(cancellationToken).ConfigureAwait(false));
+            }
+            catch (OperationCanceledException ex)
+            {
+                _result.TrySetCanceled(ex.CancellationToken);
+            }
+            catch (Exception ex)
+            {
+                _result.TrySetException(ex);
+            }
+        }
+    }
+}
