@@ -1,0 +1,3 @@
+using MicroIo.Samples.CounterServer;
+
+CounterDemo.Run(Console.Out);
