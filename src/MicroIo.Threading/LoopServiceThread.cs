@@ -74,6 +74,17 @@ public class LoopServiceThread : ServiceThread
         _body = body;
     }
 
+    /// <summary>Initializes a loop service that runs <paramref name="body"/> on its loop.</summary>
+    /// <param name="body">The service body; it receives the task group's token, and runs on the loop. Call <see cref="ServiceThread.Started"/> from it when ready.</param>
+    /// <param name="options">The service's settings, or <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
+    public LoopServiceThread(Func<CancellationToken, Task> body, ServiceThreadOptions? options = null)
+        : this(options)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        _body = (_, ct) => body(ct);
+    }
+
     /// <summary>Gets the service's task group: its children run on the loop and are cancelled when the service stops.</summary>
     /// <exception cref="InvalidOperationException">The loop has not started the group yet (it has once <see cref="RunAsync"/> runs).</exception>
     /// <remarks>
@@ -93,7 +104,7 @@ public class LoopServiceThread : ServiceThread
     }
 
     /// <summary>Queues an action to run on the loop, and returns at once.</summary>
-    /// <param name="action">The action; it runs on the loop thread, in the caller's execution context.</param>
+    /// <param name="action">The action; it runs on the loop thread, in the loop's own execution context (the caller's ambient <see cref="CancelScope"/> does not reach the loop).</param>
     /// <exception cref="ArgumentNullException"><paramref name="action"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">The service has not been started.</exception>
     /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished).</exception>
@@ -105,7 +116,7 @@ public class LoopServiceThread : ServiceThread
     {
         ArgumentNullException.ThrowIfNull(action);
         ThrowIfLoopNotStarted();
-        var item = new LoopItem(static s => ((Action)s!)(), action, ExecutionContext.Capture(), reject: null);
+        var item = new LoopItem(static s => ((Action)s!)(), action, context: null, reject: null);
         if (!_loop.TryEnqueue(item, external: true))
         {
             throw LoopEnded();
@@ -151,6 +162,8 @@ public class LoopServiceThread : ServiceThread
 
             if (!call.Task.IsCompleted)
             {
+                // Nobody awaits the call any more: observe its outcome so a late exception is not reported as unobserved.
+                _ = call.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 throw new TimeoutException($"The call to the loop of '{Name}' started but did not finish within {timeout}; its result will be discarded.");
             }
         }
@@ -254,7 +267,7 @@ public class LoopServiceThread : ServiceThread
         ArgumentNullException.ThrowIfNull(func);
         ThrowIfLoopNotStarted();
         var work = new SubmittedWork<T>(this, func);
-        if (!_loop.TryEnqueue(work.ToItem(ExecutionContext.Capture()), external: true))
+        if (!_loop.TryEnqueue(work.ToItem(context: null), external: true))
         {
             throw LoopEnded();
         }
@@ -279,6 +292,40 @@ public class LoopServiceThread : ServiceThread
             return true;
         });
     }
+
+    /// <summary>Runs async work that takes no token on the loop as a child of the service's task group (see <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>).</summary>
+    /// <typeparam name="T">The type of the result.</typeparam>
+    /// <param name="func">The work; it starts on the loop.</param>
+    /// <returns>A task that completes with the work's result, and is cancelled when the service stops first.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending; the work did not run.</exception>
+    public Task<T> Submit<T>(Func<Task<T>> func)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return Submit(_ => func());
+    }
+
+    /// <summary>Runs async work that takes no token on the loop as a child of the service's task group (see <see cref="Submit(Func{CancellationToken, Task})"/>).</summary>
+    /// <param name="func">The work; it starts on the loop.</param>
+    /// <returns>A task that completes when the work has, and is cancelled when the service stops first.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending; the work did not run.</exception>
+    public Task Submit(Func<Task> func)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return Submit(_ => func());
+    }
+
+    /// <summary>Runs a function on the loop and returns its result, blocking the caller as long as it takes.</summary>
+    /// <typeparam name="T">The type of the result.</typeparam>
+    /// <param name="func">The function; it runs on the loop thread (inline when called there).</param>
+    /// <returns>The function's result.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started.</exception>
+    /// <exception cref="ClosedResourceException">The loop has ended, or is ending; the function did not run.</exception>
+    public T CallSync<T>(Func<T> func) => CallSync(func, Timeout.InfiniteTimeSpan);
 
     /// <summary>Runs the service body on the loop: by default, the body given to the constructor, or else reports started and waits for the stop.</summary>
     /// <param name="cancellationToken">The task group's token: cancelled when the service stops, fails, or a child fails.</param>
@@ -364,7 +411,7 @@ public class LoopServiceThread : ServiceThread
     {
         ThrowIfLoopNotStarted();
         var call = new LoopCall<T>(func);
-        if (!_loop.TryEnqueue(call.ToItem(ExecutionContext.Capture()), external: true))
+        if (!_loop.TryEnqueue(call.ToItem(context: null), external: true))
         {
             throw LoopEnded();
         }
@@ -374,6 +421,11 @@ public class LoopServiceThread : ServiceThread
 
     private void ThrowIfLoopNotStarted()
     {
+        if (!HasThreadStarted && Scope.IsClosed)
+        {
+            throw new ClosedResourceException($"The service '{Name}' was stopped before it started; its loop will not take work.");
+        }
+
         if (!HasThreadStarted)
         {
             throw new InvalidOperationException($"The service '{Name}' has not been started: call Start() before using its loop.");

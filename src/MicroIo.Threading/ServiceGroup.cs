@@ -190,6 +190,17 @@ public sealed class ServiceGroup
         return WaitStartedCoreAsync(StartedServices(), timeout, cancellationToken);
     }
 
+    /// <summary>Blocks until every service has started, however long that takes; if one fails, stops and joins them all, then throws.</summary>
+    /// <returns>This group.</returns>
+    /// <exception cref="InvalidOperationException">The group has not been started.</exception>
+    /// <exception cref="ServiceStartException">A service failed, was stopped, or ended before it started; the inner exception is why.</exception>
+    public ServiceGroup WaitStarted() => WaitStarted(Timeout.InfiniteTimeSpan);
+
+    /// <summary>Stops every service in reverse start order, then blocks until all have ended, however long that takes.</summary>
+    /// <returns><see langword="true"/>: every service has ended.</returns>
+    /// <exception cref="InvalidOperationException">Called on a member's own thread.</exception>
+    public bool StopJoin() => StopJoin(Timeout.InfiniteTimeSpan);
+
     /// <summary>Asks every service to stop, in reverse start order, without waiting.</summary>
     /// <param name="reason">Why the services are stopping.</param>
     /// <returns>This group.</returns>
@@ -226,6 +237,7 @@ public sealed class ServiceGroup
     public bool JoinOrLog(TimeSpan timeout)
     {
         Timeouts.Validate(timeout);
+        ThrowIfOnMemberThread(nameof(JoinOrLog));
         var services = Services;
         Waits.Wait(Task.WhenAll(Ends(services)), timeout, TimeProvider);
         return ReportJoins(services, timeout);
@@ -240,6 +252,7 @@ public sealed class ServiceGroup
     public Task<bool> JoinOrLogAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         Timeouts.Validate(timeout);
+        ThrowIfOnMemberThread(nameof(JoinOrLogAsync));
         return JoinOrLogCoreAsync(Services, timeout, cancellationToken);
     }
 
@@ -251,6 +264,7 @@ public sealed class ServiceGroup
     public bool StopJoin(TimeSpan timeout)
     {
         Timeouts.Validate(timeout);
+        ThrowIfOnMemberThread(nameof(StopJoin));
         AggregateException? stopError = null;
         try
         {
@@ -275,8 +289,19 @@ public sealed class ServiceGroup
     public Task<bool> StopJoinAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         Timeouts.Validate(timeout);
+        ThrowIfOnMemberThread(nameof(StopJoinAsync));
         Stop();
         return JoinOrLogCoreAsync(Services, timeout, cancellationToken);
+    }
+
+    /// <summary>Throws if the caller runs on a member's thread: the group's joins would wait for the caller itself to end.</summary>
+    private void ThrowIfOnMemberThread(string member)
+    {
+        if (Services.FirstOrDefault(s => s.IsOwnThread) is { } own)
+        {
+            throw new InvalidOperationException(
+                $"{member} cannot be called on the thread of '{own.Name}', a member of the group: it would wait for itself to end. Call Stop() from there instead.");
+        }
     }
 
     private static Task[] Ends(IReadOnlyList<ServiceThread> services) =>

@@ -182,7 +182,9 @@ public class ServiceThread
 
         try
         {
-            _thread.Start();
+            // UnsafeStart: the service must not inherit the starter's execution context, in particular not its ambient
+            // CancelScope, whose cancellation would otherwise end the service as if it had been stopped.
+            _thread.UnsafeStart();
         }
         catch (Exception ex)
         {
@@ -314,7 +316,12 @@ public class ServiceThread
     /// <returns><see langword="true"/> if the body has ended (or the service was never started); otherwise, <see langword="false"/>.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite, or too large.</exception>
     /// <exception cref="InvalidOperationException">Called on the service's own thread, which cannot wait for itself to end.</exception>
-    public bool Join(TimeSpan timeout)
+    public bool Join(TimeSpan timeout) => JoinCore(timeout, nameof(Join));
+
+    /// <summary>Gets a value indicating whether the calling thread is this service's own thread.</summary>
+    internal bool IsOwnThread => Thread.CurrentThread == _thread;
+
+    private bool JoinCore(TimeSpan timeout, string caller)
     {
         Timeouts.Validate(timeout);
         if (!HasThreadStarted || _ended.Task.IsCompleted)
@@ -322,7 +329,7 @@ public class ServiceThread
             return true;
         }
 
-        ThrowIfOnServiceThread(nameof(Join));
+        ThrowIfOnServiceThread(caller);
         return Waits.Wait(_ended.Task, timeout, _timeProvider);
     }
 
@@ -354,7 +361,17 @@ public class ServiceThread
     /// A timeout is never ignored: it is logged at <see cref="LogLevel.Error"/> through the options' logger. A service that
     /// ended with a failure has it logged once, with the exception, so a crash is never silent.
     /// </remarks>
-    public bool JoinOrLog(TimeSpan timeout) => ReportJoin(Join(timeout), timeout);
+    public bool JoinOrLog(TimeSpan timeout) => ReportJoin(JoinCore(timeout, nameof(JoinOrLog)), timeout);
+
+    /// <summary>Blocks until the service body has ended, however long that takes, and logs its failure if it failed.</summary>
+    /// <returns><see langword="true"/>: the body has ended (or the service was never started).</returns>
+    /// <exception cref="InvalidOperationException">Called on the service's own thread, which cannot wait for itself to end.</exception>
+    public bool JoinOrLog() => JoinOrLog(Timeout.InfiniteTimeSpan);
+
+    /// <summary>Blocks until the service has started, however long that takes.</summary>
+    /// <exception cref="ServiceStartException">The service failed, was stopped, or ended before it started; the inner exception is why.</exception>
+    /// <exception cref="InvalidOperationException">The service has not been started, or this is its own thread before the start was decided.</exception>
+    public void WaitStarted() => WaitStarted(Timeout.InfiniteTimeSpan);
 
     /// <summary>Waits asynchronously until the service body has ended or the timeout elapses, and logs an error if it did not end.</summary>
     /// <param name="timeout">How long to wait, or <see cref="Timeout.InfiniteTimeSpan"/>.</param>
@@ -460,7 +477,10 @@ public class ServiceThread
         return first;
     }
 
-    private static bool IsCancellation(Exception exception) => exception is OperationCanceledException;
+    // A body that blocks with Task.Wait() sees the cancellation of a stop wrapped in an AggregateException.
+    private static bool IsCancellation(Exception exception) =>
+        exception is OperationCanceledException
+        || (exception is AggregateException aggregate && aggregate.Flatten().InnerExceptions.All(e => e is OperationCanceledException));
 
     private void ThreadMain()
     {

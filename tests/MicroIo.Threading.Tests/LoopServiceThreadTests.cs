@@ -119,7 +119,8 @@ public class LoopServiceThreadTests
         Should.Throw<ArgumentNullException>(() => service.CallSync((Func<int>)null!, s_bound));
         Should.Throw<ArgumentNullException>(() => service.CallSync((Action)null!, s_bound));
         Should.Throw<ArgumentNullException>(() => service.CallSoon(null!));
-        Should.Throw<ArgumentNullException>(() => service.Submit<int>(null!));
+        Should.Throw<ArgumentNullException>(() => service.Submit<int>((Func<CancellationToken, Task<int>>)null!));
+        Should.Throw<ArgumentNullException>(() => service.Submit<int>((Func<Task<int>>)null!));
 
         service.Stop();
         service.Join(s_bound).ShouldBeTrue();
@@ -847,22 +848,110 @@ public class LoopServiceThreadTests
     [Fact]
     public void Constructor_NullBody_ThrowsArgumentNull()
     {
-        Should.Throw<ArgumentNullException>(() => new LoopServiceThread(null!, null));
+        Should.Throw<ArgumentNullException>(() => new LoopServiceThread((Func<LoopServiceThread, CancellationToken, Task>)null!, null));
+        Should.Throw<ArgumentNullException>(() => new LoopServiceThread((Func<CancellationToken, Task>)null!, null));
     }
 
     [Fact]
-    public async Task CallSoon_RunsInTheCallersExecutionContext()
+    public async Task CallSoon_RunsInTheLoopsOwnContext_NotTheCallersScope()
     {
         var (service, _) = StartDefault();
         var local = new AsyncLocal<string>();
-        var seen = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seen = new TaskCompletionSource<(string?, bool)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var scope = new CancelScope();
 
-        local.Value = "caller";
-        service.CallSoon(() => seen.SetResult(local.Value));
+        await scope.RunAsync(_ =>
+        {
+            local.Value = "caller";
+            scope.Cancel();
+            service.CallSoon(() =>
+            {
+                // The caller's cancelled ambient scope must not reach the loop.
+                Checkpoint.ThrowIfCancelled();
+                seen.SetResult((local.Value, CancelScope.Current?.IsCancellationRequested ?? false));
+            });
+            return Task.CompletedTask;
+        });
 
-        (await seen.Task.WaitAsync(s_bound)).ShouldBe("caller");
+        (await seen.Task.WaitAsync(s_bound)).ShouldBe((null, false));
+        service.IsFailed.ShouldBeFalse();
         service.Stop();
         service.Join(s_bound).ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task Start_InsideACancelledScope_ServiceIsNotCancelledByIt()
+    {
+        var service = new LoopServiceThread();
+        var scope = new CancelScope();
+
+        await scope.RunAsync(async _ =>
+        {
+            service.Start();
+            await service.WaitStartedAsync(s_bound);
+            scope.Cancel();
+        });
+
+        service.CallSync(() => 42, s_bound).ShouldBe(42);
+        service.IsStopped.ShouldBeFalse();
+        service.Scope.IsClosed.ShouldBeFalse();
+        service.Stop();
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
+    public void CallSync_StartedThenTimedOut_LateExceptionIsObserved()
+    {
+        var unobserved = 0;
+        EventHandler<UnobservedTaskExceptionEventArgs> handler = (_, e) =>
+        {
+            if (e.Exception.InnerExceptions.Any(x => x.Message == "late"))
+            {
+                Interlocked.Increment(ref unobserved);
+            }
+        };
+        TaskScheduler.UnobservedTaskException += handler;
+        try
+        {
+            var (service, _) = StartDefault();
+            using var release = new ManualResetEventSlim();
+            using var running = new ManualResetEventSlim();
+
+            Should.Throw<TimeoutException>(() => service.CallSync<int>(
+                () =>
+                {
+                    running.Set();
+                    release.Wait(s_bound);
+                    throw new FormatException("late");
+                },
+                TimeSpan.FromMilliseconds(50)));
+            running.IsSet.ShouldBeTrue();
+            release.Set();
+            service.CallSync(() => 0, s_bound);
+            service.Stop();
+            service.Join(s_bound).ShouldBeTrue();
+
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            unobserved.ShouldBe(0);
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= handler;
+        }
+    }
+
+    [Fact]
+    public void Bridges_AfterStopBeforeStart_ThrowClosed()
+    {
+        var service = new LoopServiceThread();
+        service.Stop();
+
+        Should.Throw<ClosedResourceException>(() => service.CallSoon(() => { }));
+        Should.Throw<ClosedResourceException>(() => service.CallSync(() => 1, s_bound));
+        Should.Throw<ClosedResourceException>(() => service.Submit(ct => Task.CompletedTask));
     }
 
     private static async void ThrowLater(Exception exception)

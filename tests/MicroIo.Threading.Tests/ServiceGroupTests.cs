@@ -284,4 +284,18 @@ public class ServiceGroupTests
         Should.Throw<ArgumentOutOfRangeException>(() => group.WaitStarted(TimeSpan.FromSeconds(-1)));
         Should.Throw<ArgumentOutOfRangeException>(() => group.JoinOrLog(TimeSpan.FromSeconds(-1)));
     }
+
+    [Fact]
+    public void StopJoin_FromAMembersOwnThread_ThrowsInsteadOfWaitingForItself()
+    {
+        var a = new LoopServiceThread(new ServiceThreadOptions { Name = "a" });
+        var b = new LoopServiceThread(new ServiceThreadOptions { Name = "b" });
+        var group = new ServiceGroup(a, b).Start().WaitStarted(s_bound);
+
+        Should.Throw<InvalidOperationException>(() => a.CallSync(() => group.StopJoin(s_bound), s_bound));
+        Should.Throw<InvalidOperationException>(() => a.CallSync(() => group.JoinOrLog(s_bound), s_bound));
+
+        a.CallSync(() => group.Stop(), s_bound);
+        group.JoinOrLog(s_bound).ShouldBeTrue();
+    }
 }

@@ -573,4 +573,22 @@ public class ServiceThreadTests
     private sealed class EmptyService : ServiceThread
     {
     }
+
+    [Fact]
+    public void Stop_BodyBlockingInTaskWait_IsANormalStopNotAFailure()
+    {
+        var service = new ServiceThread(s =>
+        {
+            s.Started();
+            Task.Delay(Timeout.Infinite, s.Scope.Token).Wait();
+        });
+        service.Start();
+        service.WaitStarted(s_bound);
+
+        service.Stop();
+
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+        service.Exception.ShouldBeNull();
+    }
 }
