@@ -82,7 +82,7 @@ public sealed class ReplyHandle<TKey, TResult>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the request was answered.</exception>
     /// <exception cref="Exception">The request failed with this exception.</exception>
     /// <remarks>See <see cref="RequestRegistry{TKey, TResult}.WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>.</remarks>
-    public ValueTask<TResult> WaitAsync(CancellationToken cancellationToken) => _registry.WaitAsync(Key, Waiter, null, cancellationToken);
+    public Task<TResult> WaitAsync(CancellationToken cancellationToken) => _registry.WaitAsync(Key, Waiter, null, cancellationToken);
 
     /// <summary>Waits asynchronously until the request is answered, the timeout elapses or the token is cancelled, then removes the request.</summary>
     /// <param name="timeout">How long to wait; <see langword="null"/> or <see cref="Timeout.InfiniteTimeSpan"/> to wait forever.</param>
@@ -93,6 +93,6 @@ public sealed class ReplyHandle<TKey, TResult>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the request was answered.</exception>
     /// <exception cref="Exception">The request failed with this exception.</exception>
     /// <remarks>See <see cref="RequestRegistry{TKey, TResult}.WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>.</remarks>
-    public ValueTask<TResult> WaitAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+    public Task<TResult> WaitAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
         _registry.WaitAsync(Key, Waiter, timeout, cancellationToken);
 }

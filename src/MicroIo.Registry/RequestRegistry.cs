@@ -227,7 +227,7 @@ public sealed class RequestRegistry<TKey, TResult>
         var woken = 0;
         foreach (var waiter in waiters)
         {
-            if (waiter.SetExceptionDetached(exception))
+            if (FailObserved(waiter, exception))
             {
                 woken++;
             }
@@ -272,7 +272,7 @@ public sealed class RequestRegistry<TKey, TResult>
 
         foreach (var waiter in waiters)
         {
-            waiter.SetExceptionDetached(exception ?? new ClosedResourceException("The request registry is closed."));
+            FailObserved(waiter, exception ?? new ClosedResourceException("The request registry is closed."));
         }
 
         return true;
@@ -367,6 +367,12 @@ public sealed class RequestRegistry<TKey, TResult>
             {
                 // Settle turns this into the waiter's cancellation, unless an answer won the race.
             }
+            catch
+            {
+                // Anything else (a thread interrupt, say) still ends the request: the key never outlives its wait.
+                Pop(key, waiter);
+                throw;
+            }
         }
 
         return Settle(key, waiter, cancellationToken).GetAwaiter().GetResult();
@@ -381,7 +387,7 @@ public sealed class RequestRegistry<TKey, TResult>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the request was answered.</exception>
     /// <exception cref="Exception">The request failed: the exception given to <see cref="Fail(TKey, Exception)"/>, <see cref="FailAll(Exception)"/> or <see cref="Close(Exception?)"/> is rethrown as is.</exception>
     /// <remarks>See <see cref="WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>.</remarks>
-    public ValueTask<TResult> WaitAsync(TKey key, RequestWaiter<TResult> waiter, CancellationToken cancellationToken) =>
+    public Task<TResult> WaitAsync(TKey key, RequestWaiter<TResult> waiter, CancellationToken cancellationToken) =>
         WaitAsync(key, waiter, null, cancellationToken);
 
     /// <summary>Waits asynchronously until the waiter ends, the timeout elapses or the token is cancelled, then removes the key.</summary>
@@ -407,16 +413,15 @@ public sealed class RequestRegistry<TKey, TResult>
     /// ended.
     /// </para>
     /// </remarks>
-    public ValueTask<TResult> WaitAsync(TKey key, RequestWaiter<TResult> waiter, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task<TResult> WaitAsync(TKey key, RequestWaiter<TResult> waiter, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(waiter);
         var limit = Limit(timeout);
         if (waiter.IsCompleted || limit == TimeSpan.Zero || cancellationToken.IsCancellationRequested)
         {
-            // Decided already: no state machine, and a failure is thrown once, by the caller's await.
-            var task = Settle(key, waiter, cancellationToken);
-            return task.IsCompletedSuccessfully ? new ValueTask<TResult>(task.Result) : new ValueTask<TResult>(task);
+            // Decided already: the waiter's own task, with no state machine.
+            return Settle(key, waiter, cancellationToken);
         }
 
         return WaitSlowAsync(key, waiter, limit, cancellationToken);
@@ -454,7 +459,7 @@ public sealed class RequestRegistry<TKey, TResult>
     /// that <paramref name="send"/> passed on can no longer answer), and the exception propagates. Otherwise the wait
     /// follows <see cref="Wait(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>. <paramref name="send"/>
     /// runs on the calling thread; it must not be an <see langword="async"/> lambda (use
-    /// <see cref="RequestAsync(TKey, Func{ReplyHandle{TKey, TResult}, ValueTask}, TimeSpan?, CancellationToken)"/>).
+    /// <see cref="RequestAsync(TKey, Func{ReplyHandle{TKey, TResult}, Task}, TimeSpan?, CancellationToken)"/>).
     /// </remarks>
     public TResult Request(TKey key, Action<ReplyHandle<TKey, TResult>> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
@@ -487,7 +492,7 @@ public sealed class RequestRegistry<TKey, TResult>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the request was answered; if it was cancelled before the call, nothing is registered or sent.</exception>
     /// <exception cref="Exception"><paramref name="send"/> threw (the key is removed), or the request failed with this exception.</exception>
     /// <remarks>See <see cref="RequestAsync(TKey, Action{ReplyHandle{TKey, TResult}}, TimeSpan?, CancellationToken)"/>.</remarks>
-    public ValueTask<TResult> RequestAsync(TKey key, Action<ReplyHandle<TKey, TResult>> send, CancellationToken cancellationToken) =>
+    public Task<TResult> RequestAsync(TKey key, Action<ReplyHandle<TKey, TResult>> send, CancellationToken cancellationToken) =>
         RequestAsync(key, send, null, cancellationToken);
 
     /// <summary>Registers a request, calls <paramref name="send"/> with its reply handle, and waits asynchronously until the request is answered.</summary>
@@ -509,14 +514,14 @@ public sealed class RequestRegistry<TKey, TResult>
     /// If it throws, the key is removed and the waiter is failed with the same exception. Otherwise the wait follows
     /// <see cref="WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>.
     /// </remarks>
-    public ValueTask<TResult> RequestAsync(TKey key, Action<ReplyHandle<TKey, TResult>> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task<TResult> RequestAsync(TKey key, Action<ReplyHandle<TKey, TResult>> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(send);
         Limit(timeout);
         if (cancellationToken.IsCancellationRequested)
         {
-            return ValueTask.FromCanceled<TResult>(cancellationToken);
+            return Task.FromException<TResult>(new OperationCanceledException(cancellationToken));
         }
 
         ReplyHandle<TKey, TResult> reply;
@@ -527,7 +532,7 @@ public sealed class RequestRegistry<TKey, TResult>
         catch (InvalidOperationException exception)
         {
             // A duplicate key or a closed registry: reported in the task, as every outcome after the arguments are checked.
-            return ValueTask.FromException<TResult>(exception);
+            return Task.FromException<TResult>(exception);
         }
 
         try
@@ -537,7 +542,7 @@ public sealed class RequestRegistry<TKey, TResult>
         catch (Exception exception)
         {
             Abandon(reply, exception);
-            return ValueTask.FromException<TResult>(exception);
+            return Task.FromException<TResult>(exception);
         }
 
         return WaitAsync(key, reply.Waiter, timeout, cancellationToken);
@@ -553,8 +558,8 @@ public sealed class RequestRegistry<TKey, TResult>
     /// <exception cref="ClosedResourceException">The registry is closed; <paramref name="send"/> is not called.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the request was answered; if it was cancelled before the call, nothing is registered or sent.</exception>
     /// <exception cref="Exception"><paramref name="send"/> failed (the key is removed), or the request failed with this exception.</exception>
-    /// <remarks>See <see cref="RequestAsync(TKey, Func{ReplyHandle{TKey, TResult}, ValueTask}, TimeSpan?, CancellationToken)"/>.</remarks>
-    public ValueTask<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, ValueTask> send, CancellationToken cancellationToken) =>
+    /// <remarks>See <see cref="RequestAsync(TKey, Func{ReplyHandle{TKey, TResult}, Task}, TimeSpan?, CancellationToken)"/>.</remarks>
+    public Task<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, CancellationToken cancellationToken) =>
         RequestAsync(key, send, null, cancellationToken);
 
     /// <summary>Registers a request, awaits <paramref name="send"/> with its reply handle, and waits asynchronously until the request is answered.</summary>
@@ -577,14 +582,14 @@ public sealed class RequestRegistry<TKey, TResult>
     /// starts when <paramref name="send"/> has completed; otherwise the wait follows
     /// <see cref="WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>.
     /// </remarks>
-    public ValueTask<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, ValueTask> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(send);
         Limit(timeout);
         if (cancellationToken.IsCancellationRequested)
         {
-            return ValueTask.FromCanceled<TResult>(cancellationToken);
+            return Task.FromException<TResult>(new OperationCanceledException(cancellationToken));
         }
 
         return RequestCoreAsync(key, send, timeout, cancellationToken);
@@ -615,7 +620,7 @@ public sealed class RequestRegistry<TKey, TResult>
         // send already handed the handle to; the exception still propagates to the caller.
         if (reply.Pop())
         {
-            reply.Waiter.SetExceptionDetached(exception);
+            FailObserved(reply.Waiter, exception);
         }
     }
 
@@ -660,10 +665,42 @@ public sealed class RequestRegistry<TKey, TResult>
 
         Pop(key, waiter);
         Debug.Assert(waiter.IsCompleted, "A settled waiter has ended.");
-        return waiter.Task;
+
+        // The waiter stays cancelled, but the caller gets a plain OperationCanceledException with its own token (awaiting
+        // a cancelled task throws the subclass TaskCanceledException), so `catch (OperationCanceledException e) when
+        // (e.CancellationToken == ct)` and exact-type assertions match.
+        return waiter.Task.IsCanceled
+            ? Task.FromException<TResult>(new OperationCanceledException(cancellationToken.IsCancellationRequested ? cancellationToken : TokenOf(waiter.Task)))
+            : waiter.Task;
     }
 
-    private async ValueTask<TResult> WaitSlowAsync(TKey key, RequestWaiter<TResult> waiter, TimeSpan limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Fails a waiter on behalf of everyone (a mass failure, or a send that threw) and marks the failure observed: whoever
+    /// waits still gets it, but a waiter nobody waits on is not reported as an unobserved task exception.
+    /// </summary>
+    private static bool FailObserved(RequestWaiter<TResult> waiter, Exception exception)
+    {
+        var failed = waiter.SetExceptionDetached(exception);
+        _ = waiter.Task.Exception;
+        return failed;
+    }
+
+    /// <summary>Returns the token a cancelled task was cancelled with (a waiter cancelled directly by its owner).</summary>
+    private static CancellationToken TokenOf(Task<TResult> cancelled)
+    {
+        try
+        {
+            cancelled.GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException ex)
+        {
+            return ex.CancellationToken;
+        }
+
+        return CancellationToken.None;
+    }
+
+    private async Task<TResult> WaitSlowAsync(TKey key, RequestWaiter<TResult> waiter, TimeSpan limit, CancellationToken cancellationToken)
     {
         // SuppressThrowing: the waiter's own outcome, or the timeout or cancellation, is decided by Settle, not by
         // which exception the bounded wait happens to throw.
@@ -671,7 +708,7 @@ public sealed class RequestRegistry<TKey, TResult>
         return await Settle(key, waiter, cancellationToken).ConfigureAwait(false);
     }
 
-    private async ValueTask<TResult> RequestCoreAsync(TKey key, Func<ReplyHandle<TKey, TResult>, ValueTask> send, TimeSpan? timeout, CancellationToken cancellationToken)
+    private async Task<TResult> RequestCoreAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         var reply = Reply(key);
         try

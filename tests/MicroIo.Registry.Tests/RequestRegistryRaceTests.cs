@@ -79,7 +79,7 @@ public class RequestRegistryRaceTests
             var time = new FakeTimeProvider();
             var registry = new RequestRegistry<int, int>(time);
             var waiter = registry.Register(1);
-            var wait = registry.WaitAsync(1, waiter, TimeSpan.FromSeconds(1)).AsTask();
+            var wait = registry.WaitAsync(1, waiter, TimeSpan.FromSeconds(1));
             using var go = new Barrier(2);
             var resolved = false;
 
@@ -117,7 +117,7 @@ public class RequestRegistryRaceTests
         {
             var waiter = registry.Register(i);
             using var cts = new CancellationTokenSource();
-            var wait = registry.WaitAsync(i, waiter, cts.Token).AsTask();
+            var wait = registry.WaitAsync(i, waiter, cts.Token);
             using var go = new Barrier(2);
             var resolved = false;
             var key = i;

@@ -165,7 +165,7 @@ public class RequestRegistryTests
         registry.Resolve(2, error);
 
         registry.Wait(1, syncWaiter).ShouldBeSameAs(error);
-        (await registry.WaitAsync(2, asyncWaiter).AsTask().WaitAsync(s_bound)).ShouldBeSameAs(error);
+        (await registry.WaitAsync(2, asyncWaiter).WaitAsync(s_bound)).ShouldBeSameAs(error);
     }
 
     [Fact]
@@ -213,7 +213,7 @@ public class RequestRegistryTests
 
         registry.Fail(1, error);
 
-        var thrown = await Should.ThrowAsync<IOException>(registry.WaitAsync(1, waiter).AsTask().WaitAsync(s_bound));
+        var thrown = await Should.ThrowAsync<IOException>(registry.WaitAsync(1, waiter).WaitAsync(s_bound));
         thrown.ShouldBeSameAs(error);
     }
 
@@ -284,7 +284,7 @@ public class RequestRegistryTests
         registry.Count.ShouldBe(0);
         for (var i = 0; i < waiters.Length; i++)
         {
-            (await Should.ThrowAsync<IOException>(registry.WaitAsync(i, waiters[i]).AsTask().WaitAsync(s_bound))).ShouldBeSameAs(error);
+            (await Should.ThrowAsync<IOException>(registry.WaitAsync(i, waiters[i]).WaitAsync(s_bound))).ShouldBeSameAs(error);
         }
     }
 
@@ -494,7 +494,7 @@ public class RequestRegistryTests
     {
         var registry = new RequestRegistry<int, string>();
         var waiter = registry.Register(1);
-        var wait = registry.WaitAsync(1, waiter, TimeSpan.FromSeconds(30)).AsTask();
+        var wait = registry.WaitAsync(1, waiter, TimeSpan.FromSeconds(30));
 
         registry.Resolve(1, "later");
 
@@ -521,7 +521,7 @@ public class RequestRegistryTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<string, int>(time);
         var waiter = registry.Register("call-3");
-        var wait = registry.WaitAsync("call-3", waiter, TimeSpan.FromSeconds(5)).AsTask();
+        var wait = registry.WaitAsync("call-3", waiter, TimeSpan.FromSeconds(5));
 
         time.Advance(TimeSpan.FromSeconds(4));
         wait.IsCompleted.ShouldBeFalse();
@@ -540,7 +540,7 @@ public class RequestRegistryTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<int, int>(time);
         var waiter = registry.Register(1);
-        var wait = registry.WaitAsync(1, waiter, Timeout.InfiniteTimeSpan).AsTask();
+        var wait = registry.WaitAsync(1, waiter, Timeout.InfiniteTimeSpan);
 
         time.Advance(TimeSpan.FromDays(1000));
         wait.IsCompleted.ShouldBeFalse();
@@ -555,7 +555,7 @@ public class RequestRegistryTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<int, int>(time);
         var waiter = registry.Register(1);
-        var wait = registry.WaitAsync(1, waiter).AsTask();
+        var wait = registry.WaitAsync(1, waiter);
 
         time.Advance(TimeSpan.FromDays(1000));
         wait.IsCompleted.ShouldBeFalse();
@@ -570,7 +570,7 @@ public class RequestRegistryTests
         var registry = new RequestRegistry<int, int>();
         var waiter = registry.Register(1);
         using var cts = new CancellationTokenSource();
-        var wait = registry.WaitAsync(1, waiter, cts.Token).AsTask();
+        var wait = registry.WaitAsync(1, waiter, cts.Token);
 
         await cts.CancelAsync();
 
@@ -806,7 +806,7 @@ public class RequestRegistryTests
         registry.Register(1);
         var sent = false;
 
-        Should.Throw<InvalidOperationException>(() => registry.Request(1, _ => sent = true)).Message.ShouldContain("1");
+        Should.Throw<InvalidOperationException>(() => registry.Request(1, _ => sent = true, TimeSpan.FromSeconds(10))).Message.ShouldContain("1");
 
         sent.ShouldBeFalse();
         registry.Count.ShouldBe(1);
@@ -844,7 +844,7 @@ public class RequestRegistryTests
     {
         var registry = new RequestRegistry<int, string>();
 
-        var result = await registry.RequestAsync(1, reply => reply.Resolve("pong"), TimeSpan.FromSeconds(1)).AsTask().WaitAsync(s_bound);
+        var result = await registry.RequestAsync(1, reply => reply.Resolve("pong"), TimeSpan.FromSeconds(1)).WaitAsync(s_bound);
 
         result.ShouldBe("pong");
         registry.Count.ShouldBe(0);
@@ -863,7 +863,7 @@ public class RequestRegistryTests
                 await Task.Yield();
                 sent.SetResult();
             },
-            TimeSpan.FromSeconds(30)).AsTask();
+            TimeSpan.FromSeconds(30));
         await sent.Task.WaitAsync(s_bound);
         registry.Resolve(1, "answer").ShouldBeTrue();
 
@@ -883,7 +883,7 @@ public class RequestRegistryTests
             handle = reply;
             await Task.Yield();
             throw error;
-        }).AsTask();
+        });
 
         (await Should.ThrowAsync<IOException>(request.WaitAsync(s_bound))).ShouldBeSameAs(error);
         registry.Contains(1).ShouldBeFalse();
@@ -899,7 +899,7 @@ public class RequestRegistryTests
 
         var request = registry.RequestAsync(1, send);
 
-        (await Should.ThrowAsync<IOException>(request.AsTask().WaitAsync(s_bound))).ShouldBeSameAs(error);
+        (await Should.ThrowAsync<IOException>(request.WaitAsync(s_bound))).ShouldBeSameAs(error);
         registry.Count.ShouldBe(0);
     }
 
@@ -909,7 +909,7 @@ public class RequestRegistryTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<string, int>(time);
 
-        var request = registry.RequestAsync("q", _ => { }, TimeSpan.FromSeconds(2)).AsTask();
+        var request = registry.RequestAsync("q", _ => { }, TimeSpan.FromSeconds(2));
         time.Advance(TimeSpan.FromSeconds(2));
 
         (await Should.ThrowAsync<TimeoutException>(request.WaitAsync(s_bound))).Message.ShouldContain("q");
@@ -922,7 +922,7 @@ public class RequestRegistryTests
         var registry = new RequestRegistry<int, int>();
         using var cts = new CancellationTokenSource();
 
-        var request = registry.RequestAsync(1, async _ => await Task.Yield(), cts.Token).AsTask();
+        var request = registry.RequestAsync(1, async _ => await Task.Yield(), cts.Token);
         await cts.CancelAsync();
 
         await Should.ThrowAsync<OperationCanceledException>(request.WaitAsync(s_bound));
@@ -939,7 +939,7 @@ public class RequestRegistryTests
 
         var request = registry.RequestAsync(1, _ => sent = true, TimeSpan.FromSeconds(1), cts.Token);
 
-        await Should.ThrowAsync<OperationCanceledException>(request.AsTask().WaitAsync(s_bound));
+        await Should.ThrowAsync<OperationCanceledException>(request.WaitAsync(s_bound));
         sent.ShouldBeFalse();
         registry.Count.ShouldBe(0);
     }
@@ -957,7 +957,7 @@ public class RequestRegistryTests
             await Task.Yield();
         });
 
-        await Should.ThrowAsync<InvalidOperationException>(request.AsTask().WaitAsync(s_bound));
+        await Should.ThrowAsync<InvalidOperationException>(request.WaitAsync(s_bound));
         sent.ShouldBeFalse();
         registry.Count.ShouldBe(1);
     }
@@ -968,7 +968,7 @@ public class RequestRegistryTests
         var registry = new RequestRegistry<string, int>();
 
         Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync("a", (Action<ReplyHandle<string, int>>)null!)));
-        Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync("a", (Func<ReplyHandle<string, int>, ValueTask>)null!)));
+        Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync("a", (Func<ReplyHandle<string, int>, Task>)null!)));
         Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync(null!, _ => { })));
         Should.Throw<ArgumentOutOfRangeException>(Call(() => registry.RequestAsync("a", _ => { }, TimeSpan.FromSeconds(-1))));
         registry.Count.ShouldBe(0);
@@ -998,7 +998,7 @@ public class RequestRegistryTests
     {
         var registry = new RequestRegistry<int, int>();
         var waiter = registry.Register(1);
-        var wait = registry.WaitAsync(1, waiter, TimeSpan.FromMinutes(1)).AsTask();
+        var wait = registry.WaitAsync(1, waiter, TimeSpan.FromMinutes(1));
 
         registry.Close();
 
@@ -1044,7 +1044,7 @@ public class RequestRegistryTests
         });
 
         request.IsFaulted.ShouldBeTrue();
-        await Should.ThrowAsync<ClosedResourceException>(request.AsTask());
+        await Should.ThrowAsync<ClosedResourceException>(request);
         sent.ShouldBeFalse();
     }
 
@@ -1134,5 +1134,92 @@ public class RequestRegistryTests
     }
 
     /// <summary>Calls an async member for its synchronous argument checks, dropping the task it would return.</summary>
-    private static Action Call<T>(Func<ValueTask<T>> call) => () => call().AsTask();
+    private static Action Call<T>(Func<Task<T>> call) => () => call();
+
+    [Fact]
+    public async Task Cancellation_IsAPlainOperationCanceledWithTheCallersToken_SyncAndAsync()
+    {
+        var registry = new RequestRegistry<int, string>();
+        using var cts = new CancellationTokenSource();
+        var asyncWaiter = registry.Register(1);
+        var pending = registry.WaitAsync(1, asyncWaiter, TimeSpan.FromSeconds(30), cts.Token);
+        var syncWaiter = registry.Register(2);
+        Exception? syncError = null;
+        var sync = new Thread(() =>
+        {
+            try
+            {
+                registry.Wait(2, syncWaiter, TimeSpan.FromSeconds(30), cts.Token);
+            }
+            catch (Exception ex)
+            {
+                syncError = ex;
+            }
+        });
+        sync.Start();
+
+        await cts.CancelAsync();
+
+        var asyncError = await Record(pending);
+        sync.Join(TimeSpan.FromSeconds(10)).ShouldBeTrue();
+        foreach (var error in new[] { asyncError, syncError, await Record(registry.RequestAsync(3, _ => { }, TimeSpan.FromSeconds(1), cts.Token)) })
+        {
+            error.ShouldNotBeNull().GetType().ShouldBe(typeof(OperationCanceledException));
+            ((OperationCanceledException)error).CancellationToken.ShouldBe(cts.Token);
+        }
+
+        registry.Count.ShouldBe(0);
+
+        static async Task<Exception?> Record(Task task)
+        {
+            try
+            {
+                await task.WaitAsync(TimeSpan.FromSeconds(10));
+                return null;
+            }
+            catch (Exception ex)
+            {
+                return ex;
+            }
+        }
+    }
+
+    [Fact]
+    public void FailedSendsAndFailAll_LeaveNoUnobservedTaskException()
+    {
+        var unobserved = 0;
+        EventHandler<UnobservedTaskExceptionEventArgs> handler = (_, e) =>
+        {
+            if (e.Exception.InnerExceptions.Any(x => x.Message.StartsWith("registry-probe", StringComparison.Ordinal)))
+            {
+                Interlocked.Increment(ref unobserved);
+            }
+        };
+        TaskScheduler.UnobservedTaskException += handler;
+        try
+        {
+            Fill();
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+
+            unobserved.ShouldBe(0);
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= handler;
+        }
+
+        static void Fill()
+        {
+            var registry = new RequestRegistry<int, int>();
+            for (var i = 0; i < 10; i++)
+            {
+                Should.Throw<IOException>(() => registry.Request(i, _ => throw new IOException("registry-probe send"), TimeSpan.FromSeconds(1)));
+                registry.Register(100 + i);
+            }
+
+            registry.FailAll(new IOException("registry-probe fail-all")).ShouldBe(10);
+        }
+    }
 }
