@@ -53,7 +53,7 @@ namespace MicroIo;
 /// registry.Close(new IOException("connection lost"));
 /// </code>
 /// </example>
-public sealed class RequestRegistry<TKey, TResult>
+public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     where TKey : notnull
 {
     // A plain lock over a plain dictionary: every operation is one short lookup, and one lock makes Register and Close
@@ -90,6 +90,7 @@ public sealed class RequestRegistry<TKey, TResult>
         ArgumentNullException.ThrowIfNull(timeProvider);
         _pending = new Dictionary<TKey, RequestWaiter<TResult>>(comparer);
         _timeProvider = timeProvider;
+        RegistryMetrics.Track(this);
     }
 
     /// <summary>Gets the number of pending requests.</summary>
@@ -198,7 +199,7 @@ public sealed class RequestRegistry<TKey, TResult>
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(exception);
-        return Take(key) is { } waiter && waiter.SetExceptionDetached(exception);
+        return Take(key) is { } waiter && Failed(waiter.SetExceptionDetached(exception));
     }
 
     /// <summary>Fails every pending request with the same exception and returns how many waiters it woke.</summary>
@@ -233,6 +234,7 @@ public sealed class RequestRegistry<TKey, TResult>
             }
         }
 
+        RegistryMetrics.Add(RegistryMetrics.Failures, woken);
         return woken;
     }
 
@@ -270,10 +272,13 @@ public sealed class RequestRegistry<TKey, TResult>
             waiters = Drain();
         }
 
+        var failed = 0;
         foreach (var waiter in waiters)
         {
-            FailObserved(waiter, exception ?? new ClosedResourceException("The request registry is closed."));
+            failed += FailObserved(waiter, exception ?? new ClosedResourceException("The request registry is closed.")) ? 1 : 0;
         }
+
+        RegistryMetrics.Add(RegistryMetrics.Failures, failed);
 
         return true;
     }
@@ -601,7 +606,7 @@ public sealed class RequestRegistry<TKey, TResult>
         Pop(key, waiter) && waiter.SetResultDetached(value);
 
     internal bool FailIfCurrent(TKey key, RequestWaiter<TResult> waiter, Exception exception) =>
-        Pop(key, waiter) && waiter.SetExceptionDetached(exception);
+        Pop(key, waiter) && Failed(waiter.SetExceptionDetached(exception));
 
     private static TimeSpan Limit(TimeSpan? timeout)
     {
@@ -659,7 +664,10 @@ public sealed class RequestRegistry<TKey, TResult>
             }
             else
             {
-                waiter.TrySetException(new TimeoutException($"Timed out waiting for the reply to request '{key}'."));
+                if (waiter.TrySetException(new TimeoutException($"Timed out waiting for the reply to request '{key}'.")))
+                {
+                    RegistryMetrics.Add(RegistryMetrics.Timeouts);
+                }
             }
         }
 
@@ -682,6 +690,17 @@ public sealed class RequestRegistry<TKey, TResult>
     {
         var failed = waiter.SetExceptionDetached(exception);
         _ = waiter.Task.Exception;
+        return failed;
+    }
+
+    /// <summary>Counts one failed request when <paramref name="failed"/> is true, and passes it on.</summary>
+    private static bool Failed(bool failed)
+    {
+        if (failed)
+        {
+            RegistryMetrics.Add(RegistryMetrics.Failures);
+        }
+
         return failed;
     }
 
@@ -725,6 +744,8 @@ public sealed class RequestRegistry<TKey, TResult>
     }
 
     /// <summary>Ties a waiter to its key in this registry, so completing the waiter directly takes the key out.</summary>
+    long IPendingCount.PendingCount => Count;
+
     private sealed class Completion(RequestRegistry<TKey, TResult> registry, TKey key) : WaiterCompletion<TResult>
     {
         public override void Detach(RequestWaiter<TResult> waiter) => registry.Pop(key, waiter);

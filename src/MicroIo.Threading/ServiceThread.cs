@@ -230,6 +230,11 @@ public class ServiceThread
             }
         }
 
+        if (_isStarted)
+        {
+            ServiceMetrics.Add(ServiceMetrics.Starts, Name);
+        }
+
         _settled.TrySetResult();
     }
 
@@ -464,6 +469,11 @@ public class ServiceThread
             SettleLocked(exception);
         }
 
+        if (first)
+        {
+            ServiceMetrics.Add(ServiceMetrics.Failures, Name);
+        }
+
         _settled.TrySetResult();
         try
         {
@@ -568,6 +578,7 @@ public class ServiceThread
         if (!ended)
         {
             Log.DidNotEnd(_logger, Name, timeout);
+            ServiceMetrics.Add(ServiceMetrics.JoinTimeouts, Name);
             return false;
         }
 

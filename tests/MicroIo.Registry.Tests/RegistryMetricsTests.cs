@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Time.Testing;
+
+namespace MicroIo.Tests;
+
+[Collection(nameof(MetricsTests))]
+public class RegistryMetricsTests
+{
+    [Fact]
+    public async Task KnownWorkload_ReportsPendingTimeoutsAndFailures()
+    {
+        using var metrics = new MetricsRecorder();
+        var time = new FakeTimeProvider();
+        var registry = new RequestRegistry<int, string>(time);
+        var before = metrics.Observe("microio.registry.requests.pending");
+
+        var waiters = Enumerable.Range(0, 5).Select(registry.Register).ToList();
+        metrics.Observe("microio.registry.requests.pending").ShouldBe(before + 5);
+
+        registry.Resolve(0, "ok").ShouldBeTrue();
+        registry.Fail(1, new IOException("one")).ShouldBeTrue();
+        var timingOut = registry.WaitAsync(2, waiters[2], TimeSpan.FromSeconds(1));
+        time.Advance(TimeSpan.FromSeconds(1));
+        await Should.ThrowAsync<TimeoutException>(timingOut);
+        registry.FailAll(new IOException("rest")).ShouldBe(2);
+
+        metrics.Sum("microio.registry.request.timeouts").ShouldBe(1);
+        metrics.Sum("microio.registry.request.failures").ShouldBe(3);
+        metrics.Observe("microio.registry.requests.pending").ShouldBe(before);
+        GC.KeepAlive(registry);
+    }
+}
