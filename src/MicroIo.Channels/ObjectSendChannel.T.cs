@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using MicroIo.Internal;
 
@@ -83,6 +84,8 @@ public sealed class ObjectSendChannel<T>
     /// </remarks>
     public ChannelWriter<T> AsChannelWriter() => new WriterAdapter<T>(_core);
 
+    // Pooled, as the core's wait it awaits: a full bounded channel sends through here on every wait for room.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> SendSlowAsync(T item, CancellationToken cancellationToken) =>
         await _core.SendAsync(item, cancellationToken).ConfigureAwait(false) || _core.RefuseLateSend();
 }

@@ -43,14 +43,21 @@ public sealed class CancelScope
     private static readonly TimeSpan s_maxTimerDue = TimeSpan.FromDays(40);
 
     private readonly Lock _lock = new();
-    private readonly CancellationTokenSource _cts = new();
     private readonly TimeProvider _timeProvider;
     private readonly bool _failOnDeadline;
     private readonly ScopeGroup? _group;
 
+    // Created on first use of Token (or by Cancel-from-outside plumbing), never before: a scope that is entered and left
+    // without anyone asking for its token costs no source and no registration on the enclosing scope's token.
+    private CancellationTokenSource? _cts;
+
     private volatile State _state;
     private bool _shield;
-    private bool _cancelCalled;
+    private volatile bool _cancelCalled;
+
+    // Set when the scope stops listening to the outside (exit, or a shield raised) while the outside was cancelled: the
+    // cancellation that had reached the scope stays, as it would in a source that a registration had already cancelled.
+    private volatile bool _outsideCancelled;
     private bool _cancelledCaught;
     private bool _timedOut;
     private string? _reason;
@@ -108,10 +115,12 @@ public sealed class CancelScope
     }
 
     /// <summary>Gets the token that is cancelled when this scope is cancelled, by itself or, while active, from outside.</summary>
-    public CancellationToken Token => _cts.Token;
+    /// <remarks>The token's source is created on first use, and linked then to the enclosing scope and the caller's token.</remarks>
+    public CancellationToken Token => (Volatile.Read(ref _cts) ?? CreateSource()).Token;
 
     /// <summary>Gets a value indicating whether <see cref="Token"/> is cancelled, for any cause.</summary>
-    public bool IsCancellationRequested => _cts.IsCancellationRequested;
+    /// <remarks>Answered without creating the token's source when nobody has asked for the token yet.</remarks>
+    public bool IsCancellationRequested => Volatile.Read(ref _cts) is { } cts ? cts.IsCancellationRequested : IsCancelledWithoutSource();
 
     /// <summary>Gets a value indicating whether <see cref="Cancel(string?)"/> was called or the deadline passed.</summary>
     public bool CancelCalled
@@ -196,6 +205,13 @@ public sealed class CancelScope
                 if (_shield == value)
                 {
                     return;
+                }
+
+                // A cancellation that already reached the scope stays: with no source yet, it is recorded here, before the
+                // shield hides the parent from IsCancellationRequested.
+                if (value && _state == State.Active && !_outsideCancelled && _parent is not null && _parent.IsCancellationRequested)
+                {
+                    _outsideCancelled = true;
                 }
 
                 _shield = value;
@@ -387,18 +403,21 @@ public sealed class CancelScope
                     : "The CancelScope has already been used; a scope can be entered only once.");
             }
 
-            _state = State.Active;
+            // Parent and caller first: a reader that sees the scope active (a volatile read) sees its links.
             _parent = parent;
             _callerToken = callerToken;
+            _state = State.Active;
         }
 
         s_current.Value = this;
         _group?.OnEnter(this);
-        LinkParent();
-        if (callerToken.CanBeCanceled)
+
+        // Without a source yet, the links wait until someone asks for the token (CreateSource makes them); until then
+        // the scope answers IsCancellationRequested by looking at the outside directly.
+        if (Volatile.Read(ref _cts) is not null)
         {
-            // UnsafeRegister: cancelling a token must not capture or flow the registering code's context.
-            _callerRegistration = callerToken.UnsafeRegister(static s => ((CancelScope)s!).CancelFromOutside(), this);
+            LinkParent();
+            LinkCaller();
         }
     }
 
@@ -413,19 +432,32 @@ public sealed class CancelScope
 
         ITimer? timer;
         CancellationTokenRegistration parentRegistration;
+        CancellationTokenRegistration callerRegistration;
+        CancellationTokenSource? cancelSource = null;
         lock (_lock)
         {
+            // The outside stops reaching the scope here; a cancellation that reached it before stays (a source linked
+            // later, or linked while this exit ran, would otherwise miss it).
+            if (!_cancelCalled && !_outsideCancelled && IsCancelledOutsideLocked())
+            {
+                _outsideCancelled = true;
+                cancelSource = _cts;
+            }
+
             _state = State.Exited;
             timer = _timer;
             _timer = null;
             _timerGeneration++;
             parentRegistration = _parentRegistration;
             _parentRegistration = default;
+            callerRegistration = _callerRegistration;
+            _callerRegistration = default;
         }
 
         timer?.Dispose();
         parentRegistration.Unregister();
-        _callerRegistration.Unregister();
+        callerRegistration.Unregister();
+        cancelSource?.Cancel();
         _group?.OnExit(this);
         s_current.Value = _parent;
     }
@@ -499,7 +531,74 @@ public sealed class CancelScope
     }
 
     private bool IsCancelledOutsideLocked() =>
-        _callerToken.IsCancellationRequested || (!_shield && _parent is not null && _parent.Token.IsCancellationRequested);
+        _callerToken.IsCancellationRequested || (!_shield && _parent is not null && _parent.IsCancellationRequested);
+
+    /// <summary>Answers <see cref="IsCancellationRequested"/> for a scope whose source has not been created: what the source would say.</summary>
+    private bool IsCancelledWithoutSource() =>
+        _cancelCalled
+        || _outsideCancelled
+        || (_state == State.Active && (_callerToken.IsCancellationRequested || (!Volatile.Read(ref _shield) && _parent is { } parent && parent.IsCancellationRequested)));
+
+    /// <summary>Creates the token's source on first use: cancelled at once if the scope already is, and linked to the outside while active.</summary>
+    private CancellationTokenSource CreateSource()
+    {
+        CancellationTokenSource cts;
+        bool link;
+        lock (_lock)
+        {
+            if (_cts is { } existing)
+            {
+                return existing;
+            }
+
+            // Decided under the lock that CancelCore and Exit take: a cancellation either is seen here or finds the source.
+            cts = new CancellationTokenSource();
+            if (_cancelCalled || _outsideCancelled)
+            {
+                cts.Cancel();
+            }
+
+            Volatile.Write(ref _cts, cts);
+            link = _state == State.Active;
+        }
+
+        if (link)
+        {
+            // A parent or caller already cancelled runs the callback at once, so the new token is cancelled on return.
+            LinkParent();
+            LinkCaller();
+        }
+
+        return cts;
+    }
+
+    private void LinkCaller()
+    {
+        CancellationToken caller;
+        lock (_lock)
+        {
+            if (_state != State.Active || !_callerToken.CanBeCanceled)
+            {
+                return;
+            }
+
+            caller = _callerToken;
+        }
+
+        // UnsafeRegister: cancelling a token must not capture or flow the registering code's context.
+        var registration = caller.UnsafeRegister(static s => ((CancelScope)s!).CancelFromOutside(), this);
+        lock (_lock)
+        {
+            // An exit may have come in between: then the link must not stay (the exit recorded any cancellation).
+            if (_state != State.Active)
+            {
+                registration.Unregister();
+                return;
+            }
+
+            _callerRegistration = registration;
+        }
+    }
 
     private void ThrowIfTimedOutAndFailing(OperationCanceledException cancellation)
     {
@@ -514,7 +613,8 @@ public sealed class CancelScope
         CancelScope? parent;
         lock (_lock)
         {
-            parent = _shield || _state != State.Active ? null : _parent;
+            // Without a source there is nothing to link yet: CreateSource links when the token is first asked for.
+            parent = _shield || _state != State.Active || _cts is null ? null : _parent;
         }
 
         if (parent is not null)
@@ -534,11 +634,12 @@ public sealed class CancelScope
         }
     }
 
-    private void CancelFromOutside() => _cts.Cancel();
+    private void CancelFromOutside() => Volatile.Read(ref _cts)?.Cancel();
 
     private bool CancelCore(string? reason, bool timedOut)
     {
         ITimer? timer;
+        CancellationTokenSource? cts;
         lock (_lock)
         {
             if (_cancelCalled)
@@ -546,16 +647,19 @@ public sealed class CancelScope
                 return false;
             }
 
-            _cancelCalled = true;
             _timedOut = timedOut;
             _reason = reason;
+            _cancelCalled = true;
             timer = _timer;
             _timer = null;
             _timerGeneration++;
+
+            // A source created after this lock sees _cancelCalled and starts cancelled.
+            cts = _cts;
         }
 
         timer?.Dispose();
-        _cts.Cancel();
+        cts?.Cancel();
         return true;
     }
 

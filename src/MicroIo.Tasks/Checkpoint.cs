@@ -19,7 +19,12 @@ public static class Checkpoint
     public static void ThrowIfCancelled(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        CancelScope.Current?.Token.ThrowIfCancellationRequested();
+
+        // Asks the scope first: a scope whose token nobody has used answers without creating the token's source.
+        if (CancelScope.Current is { } scope && scope.IsCancellationRequested)
+        {
+            scope.Token.ThrowIfCancellationRequested();
+        }
     }
 
     /// <summary>Checks for cancellation, yields once to the scheduler (or the current synchronization context), and checks again.</summary>

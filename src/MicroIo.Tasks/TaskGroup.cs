@@ -149,7 +149,17 @@ public sealed class TaskGroup
     {
         ArgumentNullException.ThrowIfNull(child);
         Reserve();
-        Launch(() => RunChildAsync(child));
+        // One small work item per child, run in the spawner's execution context as QueueUserWorkItem would run it: no
+        // closure, no delegate and no boxed state per child.
+        var work = new ChildWorkItem(this, child, ExecutionContext.Capture());
+        if (_owner is { } owner)
+        {
+            owner.Post(ChildWorkItem.Callback, work);
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
+        }
     }
 
     /// <summary>Starts a child and waits until it signals readiness, returning the value it signals.</summary>
@@ -289,7 +299,11 @@ public sealed class TaskGroup
             {
                 // A starter must not wait for a child that is cancelled before it can run.
                 callerToken.ThrowIfCancellationRequested();
-                CancelScope.Current?.Token.ThrowIfCancellationRequested();
+                if (CancelScope.Current is { IsCancellationRequested: true } current)
+                {
+                    current.Token.ThrowIfCancellationRequested();
+                }
+
                 _scope.Token.ThrowIfCancellationRequested();
             }
 
@@ -414,6 +428,30 @@ public sealed class TaskGroup
                 _errors.Add(ex);
             }
         }
+    }
+
+    /// <summary>Runs a child started with <see cref="StartSoon"/> on the thread pool or the owner's context, in the execution context it was started from.</summary>
+    private sealed class ChildWorkItem(TaskGroup group, Func<CancellationToken, Task> child, ExecutionContext? context) : IThreadPoolWorkItem
+    {
+        private static readonly ContextCallback s_run = static s => ((ChildWorkItem)s!).Run();
+
+        /// <summary>Gets the callback that runs a work item posted to the owner's synchronization context.</summary>
+        public static SendOrPostCallback Callback { get; } = static s => ((ChildWorkItem)s!).Execute();
+
+        public void Execute()
+        {
+            if (context is null)
+            {
+                Run();
+            }
+            else
+            {
+                ExecutionContext.Run(context, s_run, this);
+            }
+        }
+
+        // The runner catches everything the child can throw, so the discarded task never faults unobserved.
+        private void Run() => _ = group.RunChildAsync(child);
     }
 
     /// <summary>Links a starting child to its starter's token and ambient scope until the child signals readiness.</summary>

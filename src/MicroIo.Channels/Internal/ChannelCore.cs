@@ -1,5 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 using System.Threading.Channels;
 
 namespace MicroIo.Internal;
@@ -26,8 +28,11 @@ internal sealed class ChannelCore<T>
     private readonly LateSendPolicy _lateSend;
     private readonly bool _singleReceiver;
     private ExceptionDispatchInfo? _failure;
-    private long _sent;
-    private long _received;
+
+    // Senders write _sent and receivers _received, usually on different cores: each lives on a cache line of its own, so
+    // a handoff does not bounce one line between the producer and the consumer on every item.
+    private PaddedCounter _sent;
+    private PaddedCounter _received;
     private long _dropped;
     private int _waitingReceivers;
 
@@ -68,9 +73,9 @@ internal sealed class ChannelCore<T>
     {
         get
         {
-            var received = Interlocked.Read(ref _received);
+            var received = Interlocked.Read(ref _received.Value);
             var dropped = Interlocked.Read(ref _dropped);
-            var sent = Interlocked.Read(ref _sent);
+            var sent = Interlocked.Read(ref _sent.Value);
             return new ChannelStats(sent, received, dropped, sent - received, _state.IsClosed);
         }
     }
@@ -93,13 +98,13 @@ internal sealed class ChannelCore<T>
             return SendOutcome.Refused;
         }
 
-        Interlocked.Increment(ref _sent);
+        Interlocked.Increment(ref _sent.Value);
         if (_channel.Writer.TryWrite(item))
         {
             return SendOutcome.Queued;
         }
 
-        Interlocked.Decrement(ref _sent);
+        Interlocked.Decrement(ref _sent.Value);
 
         // A full bounded channel refuses too; only the published close state tells the two apart.
         if (!_state.IsClosed)
@@ -112,6 +117,8 @@ internal sealed class ChannelCore<T>
     }
 
     /// <summary>Queues an item, waiting for room on a bounded channel; returns false when the channel refused it (counted as dropped).</summary>
+    /// <remarks>Pooled: a producer that outruns its receiver waits here often, and must not allocate each time.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> SendAsync(T item, CancellationToken cancellationToken)
     {
         using var link = AmbientToken.Link(cancellationToken);
@@ -166,7 +173,7 @@ internal sealed class ChannelCore<T>
     {
         if (_channel.Reader.TryRead(out item))
         {
-            Interlocked.Increment(ref _received);
+            Interlocked.Increment(ref _received.Value);
             return true;
         }
 
@@ -174,6 +181,8 @@ internal sealed class ChannelCore<T>
     }
 
     /// <summary>Waits until an item can be received; returns false at the end of a closed channel and throws the failure of a failed one.</summary>
+    /// <remarks>Pooled: an actor's loop waits here whenever its mailbox runs dry, and must not allocate each time.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> WaitToReceiveAsync(CancellationToken cancellationToken)
     {
         Checkpoint.ThrowIfCancelled(cancellationToken);
@@ -216,7 +225,40 @@ internal sealed class ChannelCore<T>
         }
     }
 
-    public async ValueTask<T> ReceiveSlowAsync(CancellationToken cancellationToken)
+    /// <summary>Receives the next item when none was queued at the call: one pooled state machine over the channel's own read.</summary>
+    /// <remarks>
+    /// The pooled builder and System.Threading.Channels' reusable read make a receive that has to wait allocate nothing in
+    /// steady state. A single-receiver channel keeps the path that checks for a second waiting receive.
+    /// </remarks>
+    public ValueTask<T> ReceiveSlowAsync(CancellationToken cancellationToken) =>
+        _singleReceiver ? ReceiveSingleAsync(cancellationToken) : ReadAsync(cancellationToken);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<T> ReadAsync(CancellationToken cancellationToken)
+    {
+        using var link = AmbientToken.Link(cancellationToken);
+        T item;
+        try
+        {
+            item = await _channel.Reader.ReadAsync(link.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
+        {
+            throw link.Cancelled(ex);
+        }
+        catch (Exception) when (_state.IsClosed)
+        {
+            // The end of the stream (ChannelClosedException), or a failure: thrown as MicroIo throws them, the failure
+            // from its one captured copy.
+            ThrowIfFailed();
+            throw new EndOfChannelException();
+        }
+
+        Interlocked.Increment(ref _received.Value);
+        return item;
+    }
+
+    private async ValueTask<T> ReceiveSingleAsync(CancellationToken cancellationToken)
     {
         while (await WaitToReceiveAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -271,4 +313,13 @@ internal sealed class ChannelCore<T>
         _channel.Writer.TryComplete(exception);
         return true;
     }
+}
+
+/// <summary>A counter alone on its cache line (64 bytes of padding each side), so two counters never share one.</summary>
+/// <remarks>Outside <see cref="ChannelCore{T}"/>: a type nested in a generic type is generic, and generic types cannot have explicit layout.</remarks>
+[StructLayout(LayoutKind.Explicit, Size = 128)]
+internal struct PaddedCounter
+{
+    [FieldOffset(64)]
+    public long Value;
 }
