@@ -1,3 +1,5 @@
+using MicroIo.Internal;
+
 namespace MicroIo;
 
 /// <summary>
@@ -133,14 +135,21 @@ public sealed class ActorCore<T>
         {
             while (Mailbox.TryGet(out var item))
             {
+                var started = ActorMetrics.Start();
+                var failed = true;
                 try
                 {
                     await handler(item, cancellationToken).ConfigureAwait(true);
+                    failed = false;
                 }
                 catch (Exception ex) when (!IsCancellation(ex, cancellationToken))
                 {
                     Mailbox.Fail(ex);
                     throw;
+                }
+                finally
+                {
+                    ActorMetrics.Record(started, failed);
                 }
 
                 Checkpoint.ThrowIfCancelled(cancellationToken);
@@ -167,9 +176,12 @@ public sealed class ActorCore<T>
             var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             group.StartSoon(async token =>
             {
+                var started = ActorMetrics.Start();
+                var failed = true;
                 try
                 {
                     await handler(item, () => released.TrySetResult(), token).ConfigureAwait(true);
+                    failed = false;
                 }
                 catch (Exception ex) when (!IsCancellation(ex, token))
                 {
@@ -179,6 +191,7 @@ public sealed class ActorCore<T>
                 }
                 finally
                 {
+                    ActorMetrics.Record(started, failed);
                     released.TrySetResult();
                 }
             });

@@ -21,7 +21,7 @@ namespace MicroIo.Internal;
 /// finds a bounded channel full (or races the close itself) is counted for the moment of its write attempt.
 /// </para>
 /// </remarks>
-internal sealed class ChannelCore<T>
+internal sealed class ChannelCore<T> : IQueuedCount
 {
     private readonly Channel<T> _channel;
     private readonly CloseScope _state = new();
@@ -54,6 +54,15 @@ internal sealed class ChannelCore<T>
                 SingleReader = options.SingleReceiver,
                 AllowSynchronousContinuations = false,
             });
+        ChannelMetrics.Track(this);
+    }
+
+    long IQueuedCount.QueuedCount => Stats.Queued;
+
+    private void CountDropped()
+    {
+        Interlocked.Increment(ref _dropped);
+        ChannelMetrics.Count(ChannelMetrics.Dropped);
     }
 
     public enum SendOutcome
@@ -94,13 +103,14 @@ internal sealed class ChannelCore<T>
         // Checked before counting, so that a send that is certain to be refused never shows in Sent, even for a moment.
         if (_state.IsClosed)
         {
-            Interlocked.Increment(ref _dropped);
+            CountDropped();
             return SendOutcome.Refused;
         }
 
         Interlocked.Increment(ref _sent.Value);
         if (_channel.Writer.TryWrite(item))
         {
+            ChannelMetrics.Count(ChannelMetrics.Sent);
             return SendOutcome.Queued;
         }
 
@@ -112,7 +122,7 @@ internal sealed class ChannelCore<T>
             return SendOutcome.Full;
         }
 
-        Interlocked.Increment(ref _dropped);
+        CountDropped();
         return SendOutcome.Refused;
     }
 
@@ -150,7 +160,7 @@ internal sealed class ChannelCore<T>
 
             if (!open)
             {
-                Interlocked.Increment(ref _dropped);
+                CountDropped();
                 return false;
             }
         }
@@ -174,6 +184,7 @@ internal sealed class ChannelCore<T>
         if (_channel.Reader.TryRead(out item))
         {
             Interlocked.Increment(ref _received.Value);
+            ChannelMetrics.Count(ChannelMetrics.Received);
             return true;
         }
 
@@ -255,6 +266,7 @@ internal sealed class ChannelCore<T>
         }
 
         Interlocked.Increment(ref _received.Value);
+        ChannelMetrics.Count(ChannelMetrics.Received);
         return item;
     }
 

@@ -1,0 +1,43 @@
+namespace MicroIo.Tests;
+
+[Collection(nameof(MetricsTests))]
+public class ActorMetricsTests
+{
+    [Fact]
+    public async Task KnownWorkload_ReportsHandledItemsAndDurations()
+    {
+        using var metrics = new MetricsRecorder();
+        var actor = new ActorCore<int>((item, ct) => item == 3 ? throw new IOException("bad item") : Task.CompletedTask);
+        for (var i = 0; i < 5; i++)
+        {
+            actor.Submit(i);
+        }
+
+        await Should.ThrowAsync<IOException>(actor.RunAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+
+        // Items 0..3 reached the handler (3 threw); item 4 stays in the failed mailbox.
+        metrics.Sum("microio.actor.items.handled").ShouldBe(4);
+        metrics.Count("microio.actor.handler.duration").ShouldBe(4);
+        actor.Drain().ShouldBe([4]);
+    }
+
+    [Fact]
+    public async Task Concurrent_ReportsEveryHandledItem()
+    {
+        using var metrics = new MetricsRecorder();
+        var actor = new ActorCore<int>(async (item, release, ct) =>
+        {
+            release();
+            await Task.Yield();
+        });
+        for (var i = 0; i < 10; i++)
+        {
+            actor.Submit(i);
+        }
+
+        actor.Close();
+        await actor.RunAsync().WaitAsync(TimeSpan.FromSeconds(10));
+
+        metrics.Sum("microio.actor.items.handled").ShouldBe(10);
+    }
+}

@@ -1,0 +1,32 @@
+namespace MicroIo.Tests;
+
+[Collection(nameof(MetricsTests))]
+public class ChannelMetricsTests
+{
+    [Fact]
+    public async Task KnownWorkload_ReportsSentReceivedDroppedAndQueueDepth()
+    {
+        using var metrics = new MetricsRecorder();
+        var (tx, rx) = ObjectChannel.Create<int>(new ObjectChannelOptions { LateSend = LateSendPolicy.Drop });
+        var depthBefore = metrics.Observe("microio.channel.queue.depth");
+
+        for (var i = 0; i < 5; i++)
+        {
+            tx.Send(i).ShouldBeTrue();
+        }
+
+        metrics.Observe("microio.channel.queue.depth").ShouldBe(depthBefore + 5);
+        (await rx.ReceiveAsync()).ShouldBe(0);
+        rx.TryReceive(out _).ShouldBeTrue();
+        rx.DrainNowait(1).Count.ShouldBe(1);
+        tx.Close();
+        tx.Send(99).ShouldBeFalse();
+        (await tx.SendAsync(100)).ShouldBeFalse();
+
+        metrics.Sum("microio.channel.items.sent").ShouldBe(5);
+        metrics.Sum("microio.channel.items.received").ShouldBe(3);
+        metrics.Sum("microio.channel.items.dropped").ShouldBe(2);
+        metrics.Observe("microio.channel.queue.depth").ShouldBe(depthBefore + 2);
+        GC.KeepAlive(rx);
+    }
+}
