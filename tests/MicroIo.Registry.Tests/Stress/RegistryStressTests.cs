@@ -28,6 +28,10 @@ public class RegistryStressTests(ITestOutputHelper output)
             var failedAll = new InvalidOperationException("fail-all");
             var closed = new IOException("closed");
 
+            // The responders' bookkeeping (what they resolved) happens after the caller may already have its value:
+            // the checks below wait for every responder, or they would race the test's own records.
+            var responders = new ConcurrentBag<Task>();
+
             var callerTasks = Enumerable.Range(0, callers).Select(c => Task.Run(async () =>
             {
                 var local = new Random(random.Next() + c);
@@ -50,7 +54,7 @@ public class RegistryStressTests(ITestOutputHelper output)
                         var value = await registry.RequestAsync(key, (Action<ReplyHandle<long, long>>)(reply =>
                         {
                             // The responder runs elsewhere, as a reader thread would.
-                            _ = Task.Run(() =>
+                            responders.Add(Task.Run(() =>
                             {
                                 switch (plan)
                                 {
@@ -83,7 +87,7 @@ public class RegistryStressTests(ITestOutputHelper output)
                                         time.Advance(TimeSpan.FromSeconds(2));
                                         break;
                                 }
-                            });
+                            }));
                         }), TimeSpan.FromSeconds(1));
                         value.ShouldBe(key);
                         outcomes.TryAdd(key, "value").ShouldBeTrue();
@@ -122,6 +126,7 @@ public class RegistryStressTests(ITestOutputHelper output)
             }
 
             await Task.WhenAll(callerTasks);
+            await Task.WhenAll(responders).WaitAsync(TimeSpan.FromSeconds(30));
 
             outcomes.Count.ShouldBe(callers * perCaller);
             foreach (var key in resolvedByResponder.Keys)
