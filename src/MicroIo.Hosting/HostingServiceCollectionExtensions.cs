@@ -147,6 +147,42 @@ public static class HostingServiceCollectionExtensions
         return AddHost(services, provider => new ServiceGroup(new LoopServiceThread(body, HostOptionsFor(provider, name))));
     }
 
+    /// <summary>Registers a loop service whose body takes only the task group's token, built with the host's logger and clock, as a hosted service.</summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="name">The service's name (its thread's name and the name in its logs).</param>
+    /// <param name="body">The service body; it runs on the loop and receives the task group's token. The service reports started just before the body begins.</param>
+    /// <returns>The service collection, for chaining.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="services"/> or <paramref name="body"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is <see langword="null"/> or empty.</exception>
+    public static IServiceCollection AddLoopServiceThread(this IServiceCollection services, string name, Func<CancellationToken, Task> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return services.AddLoopServiceThread(name, (service, ct) =>
+        {
+            service.Started();
+            return body(ct);
+        });
+    }
+
+    /// <summary>Registers a <see cref="LoopServiceThread"/> subclass as a singleton and as a hosted service (the same as <see cref="AddServiceThread{TService}(IServiceCollection)"/>).</summary>
+    /// <typeparam name="TService">The loop service's type; it is resolved from the container.</typeparam>
+    /// <param name="services">The service collection.</param>
+    /// <returns>The service collection, for chaining.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="services"/> is <see langword="null"/>.</exception>
+    public static IServiceCollection AddLoopServiceThread<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>(this IServiceCollection services)
+        where TService : LoopServiceThread =>
+        services.AddServiceThread<TService>();
+
+    /// <summary>Registers a loop service made by a factory as a hosted service (the same as <see cref="AddServiceThread{TService}(IServiceCollection, Func{IServiceProvider, TService})"/>).</summary>
+    /// <typeparam name="TService">The loop service's type.</typeparam>
+    /// <param name="services">The service collection.</param>
+    /// <param name="factory">Makes the service from the host's service provider.</param>
+    /// <returns>The service collection, for chaining.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="services"/> or <paramref name="factory"/> is <see langword="null"/>.</exception>
+    public static IServiceCollection AddLoopServiceThread<TService>(this IServiceCollection services, Func<IServiceProvider, TService> factory)
+        where TService : LoopServiceThread =>
+        services.AddServiceThread(factory);
+
     /// <summary>Registers a hosted service that starts the services of the group that <paramref name="factory"/> creates together, and stops them in reverse order.</summary>
     /// <param name="services">The service collection.</param>
     /// <param name="factory">Creates the group, once, when the host resolves its hosted services; it gets the host's service provider.</param>

@@ -75,14 +75,18 @@ public class LoopServiceThread : ServiceThread
     }
 
     /// <summary>Initializes a loop service that runs <paramref name="body"/> on its loop.</summary>
-    /// <param name="body">The service body; it receives the task group's token, and runs on the loop. Call <see cref="ServiceThread.Started"/> from it when ready.</param>
+    /// <param name="body">The service body; it receives the task group's token, and runs on the loop. The service reports started just before the body begins (the body cannot reach <see cref="ServiceThread.Started"/>).</param>
     /// <param name="options">The service's settings, or <see langword="null"/> for the defaults.</param>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is <see langword="null"/>.</exception>
     public LoopServiceThread(Func<CancellationToken, Task> body, ServiceThreadOptions? options = null)
         : this(options)
     {
         ArgumentNullException.ThrowIfNull(body);
-        _body = (_, ct) => body(ct);
+        _body = (service, ct) =>
+        {
+            service.Started();
+            return body(ct);
+        };
     }
 
     /// <summary>Gets the service's task group: its children run on the loop and are cancelled when the service stops.</summary>

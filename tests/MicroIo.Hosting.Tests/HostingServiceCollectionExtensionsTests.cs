@@ -273,7 +273,8 @@ public sealed class HostingServiceCollectionExtensionsTests : IDisposable
         Should.Throw<ArgumentNullException>(() => services.AddServiceThread(null!, _ => { }));
         Should.Throw<ArgumentException>(() => services.AddServiceThread(string.Empty, _ => { }));
         Should.Throw<ArgumentNullException>(() => services.AddServiceThread("x", null!));
-        Should.Throw<ArgumentNullException>(() => services.AddLoopServiceThread("x", null!));
+        Should.Throw<ArgumentNullException>(() => services.AddLoopServiceThread("x", (Func<LoopServiceThread, CancellationToken, Task>)null!));
+        Should.Throw<ArgumentNullException>(() => services.AddLoopServiceThread("x", (Func<CancellationToken, Task>)null!));
         Should.Throw<ArgumentNullException>(() => services.AddServiceGroup(null!));
         services.ShouldBeEmpty();
     }

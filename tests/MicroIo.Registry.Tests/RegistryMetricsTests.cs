@@ -11,10 +11,10 @@ public class RegistryMetricsTests
         using var metrics = new MetricsRecorder();
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<int, string>(time);
-        var before = metrics.Observe("microio.registry.requests.pending");
+        var before = metrics.Observe("microio.registry.request.pending");
 
         var waiters = Enumerable.Range(0, 5).Select(registry.Register).ToList();
-        metrics.Observe("microio.registry.requests.pending").ShouldBe(before + 5);
+        metrics.Observe("microio.registry.request.pending").ShouldBe(before + 5);
 
         registry.Resolve(0, "ok").ShouldBeTrue();
         registry.Fail(1, new IOException("one")).ShouldBeTrue();
@@ -25,7 +25,7 @@ public class RegistryMetricsTests
 
         metrics.Sum("microio.registry.request.timeouts").ShouldBe(1);
         metrics.Sum("microio.registry.request.failures").ShouldBe(3);
-        metrics.Observe("microio.registry.requests.pending").ShouldBe(before);
+        metrics.Observe("microio.registry.request.pending").ShouldBe(before);
         GC.KeepAlive(registry);
     }
 }

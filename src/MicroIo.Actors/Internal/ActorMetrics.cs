@@ -21,7 +21,7 @@ internal static class ActorMetrics
 
     /// <summary>Records one handled message and its duration, when someone listens.</summary>
     /// <param name="started">What <see cref="Start"/> returned.</param>
-    /// <param name="failed">Whether the handler threw (a tag, <c>error.type</c>, as OpenTelemetry names it).</param>
+    /// <param name="failed">Whether the handler threw or was cancelled (the tag <c>microio.actor.outcome</c>: <c>failure</c> or <c>success</c>).</param>
     public static void Record(long started, bool failed)
     {
         if (started == 0)

@@ -21,17 +21,26 @@ internal static class ChannelMetrics
     public static readonly Counter<long> Dropped = s_meter.CreateCounter<long>(
         "microio.channel.items.dropped", "{item}", "Late sends refused because the channel was closed or failed.");
 
+    private static readonly ObservableUpDownCounter<long> s_depth;
+
     static ChannelMetrics()
     {
-        s_meter.CreateObservableUpDownCounter(
+        s_depth = s_meter.CreateObservableUpDownCounter(
             "microio.channel.queue.depth",
             static () => s_channels.Sum(static c => c.QueuedCount),
             "{item}",
             "Items accepted and not yet received, across the live channels.");
     }
 
-    /// <summary>Adds a channel to the queue-depth total.</summary>
-    public static void Track(IQueuedCount channel) => s_channels.Add(channel);
+    /// <summary>Adds a channel to the queue-depth total, if someone listens to it (so an unobserved channel costs nothing).</summary>
+    /// <remarks>Channels made before a listener subscribed are not in the total.</remarks>
+    public static void Track(IQueuedCount channel)
+    {
+        if (s_depth.Enabled)
+        {
+            s_channels.Add(channel);
+        }
+    }
 
     /// <summary>Adds one to a counter when someone listens.</summary>
     public static void Count(Counter<long> counter)

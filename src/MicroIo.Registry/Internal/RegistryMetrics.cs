@@ -17,17 +17,26 @@ internal static class RegistryMetrics
     public static readonly Counter<long> Failures = s_meter.CreateCounter<long>(
         "microio.registry.request.failures", "{request}", "Requests failed by Fail, FailAll, Close or a reply handle.");
 
+    private static readonly ObservableUpDownCounter<long> s_pending;
+
     static RegistryMetrics()
     {
-        s_meter.CreateObservableUpDownCounter(
-            "microio.registry.requests.pending",
+        s_pending = s_meter.CreateObservableUpDownCounter(
+            "microio.registry.request.pending",
             static () => s_registries.Sum(static r => r.PendingCount),
             "{request}",
             "Requests registered and not yet answered, across the live registries.");
     }
 
-    /// <summary>Adds a registry to the pending total.</summary>
-    public static void Track(IPendingCount registry) => s_registries.Add(registry);
+    /// <summary>Adds a registry to the pending total, if someone listens to it (so an unobserved registry costs nothing).</summary>
+    /// <remarks>Registries made before a listener subscribed are not in the total.</remarks>
+    public static void Track(IPendingCount registry)
+    {
+        if (s_pending.Enabled)
+        {
+            s_registries.Add(registry);
+        }
+    }
 
     /// <summary>Adds to a counter when someone listens.</summary>
     public static void Add(Counter<long> counter, long value = 1)
