@@ -20,18 +20,7 @@ public sealed class CounterClient(MicroIo.Samples.CounterServer.CounterServer se
             () =>
             {
                 output.WriteLine($"counter server started -> {server.IsStarted}");
-                output.WriteLine($"add 3 -> {server.Request("add", 3)}");
-                output.WriteLine($"add 7 -> {server.Request("add", 7)}");
-                output.WriteLine($"get -> {server.Request("get")}");
-                output.WriteLine($"loop-thread peek -> {server.Peek()}");
-                try
-                {
-                    server.Request("missing");
-                }
-                catch (InvalidOperationException ex)
-                {
-                    output.WriteLine($"bad request -> {ex.Message}");
-                }
+                MicroIo.Samples.CounterServer.CounterDemo.MakeRequests(server, output);
             },
             stoppingToken).ConfigureAwait(false);
 
