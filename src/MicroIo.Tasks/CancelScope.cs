@@ -105,12 +105,7 @@ public sealed class CancelScope
         get
         {
             var scope = s_current.Value;
-            while (scope is not null && scope._state == State.Exited)
-            {
-                scope = scope._parent;
-            }
-
-            return scope;
+            return scope is null || scope._state != State.Exited ? scope : FirstActive(scope._parent);
         }
     }
 
@@ -390,6 +385,17 @@ public sealed class CancelScope
     /// <summary>Makes a scope the ambient one of the calling async flow (for task group children, which belong to their group).</summary>
     internal static void SetCurrent(CancelScope? scope) => s_current.Value = scope;
 
+    // Out of line: the common case (the innermost scope is active) must stay small enough to inline into checkpoints.
+    private static CancelScope? FirstActive(CancelScope? scope)
+    {
+        while (scope is not null && scope._state == State.Exited)
+        {
+            scope = scope._parent;
+        }
+
+        return scope;
+    }
+
     /// <summary>Enters the scope in the current async flow, linked to the enclosing scope and to the caller's token.</summary>
     internal void EnterCore(CancellationToken callerToken)
     {
@@ -426,6 +432,12 @@ public sealed class CancelScope
     {
         if (s_current.Value != this)
         {
+            // A second exit (a handle disposed twice, from any flow) changes nothing.
+            if (_state == State.Exited)
+            {
+                return;
+            }
+
             throw new InvalidOperationException(
                 "The CancelScope is being exited in a different async flow than the one that entered it, or while a scope entered inside it is still active.");
         }
@@ -436,6 +448,12 @@ public sealed class CancelScope
         CancellationTokenSource? cancelSource = null;
         lock (_lock)
         {
+            // Two flows that share the entering flow's context may both dispose the handle: only the first exits.
+            if (_state == State.Exited)
+            {
+                return;
+            }
+
             // The outside stops reaching the scope here; a cancellation that reached it before stays (a source linked
             // later, or linked while this exit ran, would otherwise miss it).
             if (!_cancelCalled && !_outsideCancelled && IsCancelledOutsideLocked())
@@ -589,8 +607,10 @@ public sealed class CancelScope
         var registration = caller.UnsafeRegister(static s => ((CancelScope)s!).CancelFromOutside(), this);
         lock (_lock)
         {
-            // An exit may have come in between: then the link must not stay (the exit recorded any cancellation).
-            if (_state != State.Active)
+            // An exit may have come in between: then the link must not stay (the exit recorded any cancellation). An
+            // Enter and a first Token racing each other may both link: the second link must not replace (and so leak) the
+            // first, which the exit would then never remove.
+            if (_state != State.Active || _callerRegistration != default)
             {
                 registration.Unregister();
                 return;
@@ -622,8 +642,9 @@ public sealed class CancelScope
             var registration = parent.Token.UnsafeRegister(static s => ((CancelScope)s!).CancelFromOutside(), this);
             lock (_lock)
             {
-                // A concurrent Shield = true or exit may have come in between: then the link must not stay.
-                if (_shield || _state != State.Active)
+                // A concurrent Shield = true or exit may have come in between: then the link must not stay; nor may a
+                // second link, made by an Enter racing the first Token, replace the first.
+                if (_shield || _state != State.Active || _parentRegistration != default)
                 {
                     registration.Unregister();
                     return;
@@ -713,27 +734,10 @@ public sealed class CancelScope
         public void Fire() => scope.OnDeadline(generation);
     }
 
+    // Disposing twice is harmless because Exit is: an exited scope ignores further exits, and an exit refused in the
+    // wrong flow changed nothing, so the right flow can still exit later.
     private sealed class Entered(CancelScope scope) : IDisposable
     {
-        private int _disposed;
-
-        public void Dispose()
-        {
-            if (Interlocked.CompareExchange(ref _disposed, 1, 0) != 0)
-            {
-                return;
-            }
-
-            try
-            {
-                scope.Exit();
-            }
-            catch
-            {
-                // Exiting in the wrong flow changed nothing: let the right flow exit later.
-                Volatile.Write(ref _disposed, 0);
-                throw;
-            }
-        }
+        public void Dispose() => scope.Exit();
     }
 }

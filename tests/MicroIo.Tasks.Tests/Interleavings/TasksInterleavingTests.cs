@@ -145,4 +145,42 @@ public class TasksInterleavingTests
             late.CancelledCaught.ShouldBeTrue();
         });
     }
+
+    [Fact]
+    public async Task Enter_RacingTheFirstTokenRequest_LeavesNoLinkToTheOutsideAfterExit()
+    {
+        // Enter links the scope when a source exists; the first Token links it when the scope is active. When both happen
+        // at once both may link, and a second link that replaced the first would leak it: the enclosing scope's later
+        // cancellation would still reach the exited scope.
+        for (var i = 0; i < 500; i++)
+        {
+            var outer = new CancelScope();
+            var inner = new CancelScope();
+            using (outer.Enter())
+            {
+                _ = outer.Token;
+                using var spinning = new ManualResetEventSlim();
+                var reader = Task.Run(() =>
+                {
+                    // Asks for the token the moment Enter has made the scope active, while Enter still runs.
+                    spinning.Set();
+                    while (!inner.IsActive)
+                    {
+                        Thread.SpinWait(1);
+                    }
+
+                    return inner.Token;
+                });
+                spinning.Wait();
+                using (inner.Enter())
+                {
+                    await reader;
+                }
+            }
+
+            outer.Cancel();
+            inner.IsCancellationRequested.ShouldBeFalse($"iteration {i}");
+            inner.Token.IsCancellationRequested.ShouldBeFalse($"iteration {i}");
+        }
+    }
 }
