@@ -25,4 +25,5 @@ done < <(find src/Shared -name '*.cs' | sort)
 
 dotnet tool restore
 cd "$project"
-dotnet stryker --config-file ../../eng/stryker-config.json "${exclude[@]}" --break-at "${score:-80}" --output "../../artifacts/stryker/$package"
+# Stryker requires break <= low, so the recorded score is both the "low" mark and the break threshold.
+dotnet stryker --config-file ../../eng/stryker-config.json "${exclude[@]}" --threshold-low "${score:-80}" --break-at "${score:-80}" --output "../../artifacts/stryker/$package"
