@@ -29,4 +29,20 @@ public class ChannelMetricsTests
         metrics.Observe("microio.channel.queue.depth").ShouldBe(depthBefore + 2);
         GC.KeepAlive(rx);
     }
+
+    [Fact]
+    public async Task ReceiveThatHadToWait_IsCountedAsReceived()
+    {
+        using var metrics = new MetricsRecorder();
+        var (tx, rx) = ObjectChannel.Create<int>();
+
+        // Nothing is queued yet, so the receive takes the waiting path.
+        var receive = rx.ReceiveAsync();
+        receive.IsCompleted.ShouldBeFalse();
+        tx.Send(7).ShouldBeTrue();
+
+        (await receive).ShouldBe(7);
+        metrics.Sum("microio.channel.items.sent").ShouldBe(1);
+        metrics.Sum("microio.channel.items.received").ShouldBe(1);
+    }
 }
