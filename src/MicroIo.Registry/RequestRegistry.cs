@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using MicroIo.Internal;
 
 namespace MicroIo;
@@ -60,7 +62,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     // (and Resolve and a timeout) trivially atomic with respect to each other. Waiters are always completed outside the
     // lock, after their key is gone.
     private readonly Lock _lock = new();
-    private readonly Dictionary<TKey, RequestWaiter<TResult>> _pending;
+    private readonly Dictionary<TKey, PendingRequest<TKey, TResult>> _pending;
     private readonly TimeProvider _timeProvider;
 
     // Written under _lock; read without it only for IsClosed.
@@ -88,7 +90,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     public RequestRegistry(IEqualityComparer<TKey>? comparer, TimeProvider timeProvider)
     {
         ArgumentNullException.ThrowIfNull(timeProvider);
-        _pending = new Dictionary<TKey, RequestWaiter<TResult>>(comparer);
+        _pending = new Dictionary<TKey, PendingRequest<TKey, TResult>>(comparer);
         _timeProvider = timeProvider;
         RegistryMetrics.Track(this);
     }
@@ -148,26 +150,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// they end. A registration that races with <see cref="Close(Exception?)"/> either throws or is failed by it; it is
     /// never left pending.
     /// </remarks>
-    public RequestWaiter<TResult> Register(TKey key)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        var waiter = new RequestWaiter<TResult>(new Completion(this, key));
-        lock (_lock)
-        {
-            // Checked under the same lock that Close takes, so no registration can slip in after Close has drained.
-            if (_closed)
-            {
-                throw new ClosedResourceException("The request registry is closed.", _closeException);
-            }
-
-            if (!_pending.TryAdd(key, waiter))
-            {
-                throw new InvalidOperationException($"A request with key '{key}' is already pending.");
-            }
-        }
-
-        return waiter;
-    }
+    public RequestWaiter<TResult> Register(TKey key) => Add(key);
 
     /// <summary>Registers a new pending request and returns a handle that can answer it and wait for it.</summary>
     /// <param name="key">The request key, unique among pending requests.</param>
@@ -175,7 +158,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// <exception cref="ArgumentNullException"><paramref name="key"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">A request with <paramref name="key"/> is already pending; the message names the key.</exception>
     /// <exception cref="ClosedResourceException">The registry is closed; the close exception, if any, is the inner exception.</exception>
-    public ReplyHandle<TKey, TResult> Reply(TKey key) => new(this, key, Register(key));
+    public ReplyHandle<TKey, TResult> Reply(TKey key) => new(Add(key));
 
     /// <summary>Completes a pending request with a value.</summary>
     /// <param name="key">The request key.</param>
@@ -199,7 +182,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(exception);
-        return Take(key) is { } waiter && Failed(waiter.SetExceptionDetached(exception));
+        return Take(key) is { } waiter && Failed(waiter.SetExceptionDetached(exception, observed: false));
     }
 
     /// <summary>Fails every pending request with the same exception and returns how many waiters it woke.</summary>
@@ -219,7 +202,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     public int FailAll(Exception exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        RequestWaiter<TResult>[] waiters;
+        PendingRequest<TKey, TResult>[] waiters;
         lock (_lock)
         {
             waiters = Drain();
@@ -228,7 +211,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
         var woken = 0;
         foreach (var waiter in waiters)
         {
-            if (FailObserved(waiter, exception))
+            if (waiter.SetExceptionDetached(exception, observed: true))
             {
                 woken++;
             }
@@ -259,7 +242,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// </remarks>
     public bool Close(Exception? exception = null)
     {
-        RequestWaiter<TResult>[] waiters;
+        PendingRequest<TKey, TResult>[] waiters;
         lock (_lock)
         {
             if (_closed)
@@ -275,7 +258,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
         var failed = 0;
         foreach (var waiter in waiters)
         {
-            failed += FailObserved(waiter, exception ?? new ClosedResourceException("The request registry is closed.")) ? 1 : 0;
+            failed += waiter.SetExceptionDetached(exception ?? new ClosedResourceException("The request registry is closed."), observed: true) ? 1 : 0;
         }
 
         RegistryMetrics.Add(RegistryMetrics.Failures, failed);
@@ -348,51 +331,19 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(waiter);
-        var limit = Limit(timeout);
-        var task = waiter.Task;
-        if (!task.IsCompleted && limit != TimeSpan.Zero)
-        {
-            try
-            {
-                if (ReferenceEquals(_timeProvider, TimeProvider.System))
-                {
-                    // The real clock needs no timer: the blocking wait measures the time itself.
-                    task.Wait(limit, cancellationToken);
-                }
-                else
-                {
-                    task.WaitAsync(limit, _timeProvider, cancellationToken).Wait(CancellationToken.None);
-                }
-            }
-            catch (AggregateException)
-            {
-                // The waiter failed, or the bounded wait timed out or was cancelled: Settle tells which.
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                // Settle turns this into the waiter's cancellation, unless an answer won the race.
-            }
-            catch
-            {
-                // Anything else (a thread interrupt, say) still ends the request: the key never outlives its wait.
-                Pop(key, waiter);
-                throw;
-            }
-        }
-
-        return Settle(key, waiter, cancellationToken).GetAwaiter().GetResult();
+        return WaitCore(key, waiter, Limit(timeout), cancellationToken);
     }
 
     /// <summary>Waits asynchronously until the waiter ends or the token is cancelled, then removes the key.</summary>
     /// <param name="key">The request key.</param>
     /// <param name="waiter">The waiter that <see cref="Register(TKey)"/> returned for <paramref name="key"/>.</param>
     /// <param name="cancellationToken">A token that ends the wait early.</param>
-    /// <returns>A task that ends with the value the request was resolved with.</returns>
+    /// <returns>A value task that ends with the value the request was resolved with; await it once.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="waiter"/> is <see langword="null"/>.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the request was answered.</exception>
     /// <exception cref="Exception">The request failed: the exception given to <see cref="Fail(TKey, Exception)"/>, <see cref="FailAll(Exception)"/> or <see cref="Close(Exception?)"/> is rethrown as is.</exception>
     /// <remarks>See <see cref="WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>.</remarks>
-    public Task<TResult> WaitAsync(TKey key, RequestWaiter<TResult> waiter, CancellationToken cancellationToken) =>
+    public ValueTask<TResult> WaitAsync(TKey key, RequestWaiter<TResult> waiter, CancellationToken cancellationToken) =>
         WaitAsync(key, waiter, null, cancellationToken);
 
     /// <summary>Waits asynchronously until the waiter ends, the timeout elapses or the token is cancelled, then removes the key.</summary>
@@ -400,7 +351,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// <param name="waiter">The waiter that <see cref="Register(TKey)"/> returned for <paramref name="key"/>.</param>
     /// <param name="timeout">How long to wait; <see langword="null"/> or <see cref="Timeout.InfiniteTimeSpan"/> to wait forever.</param>
     /// <param name="cancellationToken">A token that ends the wait early.</param>
-    /// <returns>A task that ends with the value the request was resolved with.</returns>
+    /// <returns>A value task that ends with the value the request was resolved with; await it once.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="waiter"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite, or too large.</exception>
     /// <exception cref="TimeoutException">The timeout elapsed before the request was answered; the message names the key.</exception>
@@ -408,28 +359,25 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// <exception cref="Exception">The request failed: the exception given to <see cref="Fail(TKey, Exception)"/>, <see cref="FailAll(Exception)"/> or <see cref="Close(Exception?)"/> is rethrown as is.</exception>
     /// <remarks>
     /// <para>
-    /// Argument errors are thrown at the call; every other outcome is in the returned task. The outcome rules are those
+    /// Argument errors are thrown at the call; every other outcome is in the returned value task. The outcome rules are those
     /// of <see cref="Wait(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>: the key is removed however the
     /// wait ends, and an answer that won the race with the timeout or the cancellation is returned, never lost.
     /// </para>
     /// <para>
     /// The timeout is measured with the registry's <see cref="TimeProvider"/>. The continuation after the await never
-    /// runs on the thread that answers; it completes synchronously, without allocating, when the waiter has already
-    /// ended.
+    /// runs on the thread that answers; it completes synchronously when the waiter has already ended.
+    /// </para>
+    /// <para>
+    /// The first asynchronous wait on a waiter awaits the waiter itself, so it allocates nothing; its timeout (a timer)
+    /// and its token (a registration) cost only when given, and end with the waiter. A second wait on the same waiter
+    /// watches <see cref="RequestWaiter{TResult}.Task"/> instead.
     /// </para>
     /// </remarks>
-    public Task<TResult> WaitAsync(TKey key, RequestWaiter<TResult> waiter, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public ValueTask<TResult> WaitAsync(TKey key, RequestWaiter<TResult> waiter, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(waiter);
-        var limit = Limit(timeout);
-        if (waiter.IsCompleted || limit == TimeSpan.Zero || cancellationToken.IsCancellationRequested)
-        {
-            // Decided already: the waiter's own task, with no state machine.
-            return Settle(key, waiter, cancellationToken);
-        }
-
-        return WaitSlowAsync(key, waiter, limit, cancellationToken);
+        return WaitCoreAsync(waiter, Limit(timeout), cancellationToken);
     }
 
     /// <summary>Registers a request, calls <paramref name="send"/> with its reply handle, and blocks until the request is answered.</summary>
@@ -470,34 +418,34 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(send);
-        Limit(timeout);
+        var limit = Limit(timeout);
         cancellationToken.ThrowIfCancellationRequested();
-        var reply = Reply(key);
+        var request = Add(key);
         try
         {
-            send(reply);
+            send(new ReplyHandle<TKey, TResult>(request));
         }
         catch (Exception exception)
         {
-            Abandon(reply, exception);
+            Abandon(request, exception);
             throw;
         }
 
-        return Wait(key, reply.Waiter, timeout, cancellationToken);
+        return WaitCore(key, request, limit, cancellationToken);
     }
 
     /// <summary>Registers a request, calls <paramref name="send"/> with its reply handle, and waits asynchronously until the request is answered.</summary>
     /// <param name="key">The request key, unique among pending requests.</param>
     /// <param name="send">Sends the request synchronously; it may answer through the handle itself or pass the handle on.</param>
     /// <param name="cancellationToken">A token that ends the wait early.</param>
-    /// <returns>A task that ends with the value the request was resolved with.</returns>
+    /// <returns>A value task that ends with the value the request was resolved with; await it once.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="send"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">A request with <paramref name="key"/> is already pending; <paramref name="send"/> is not called.</exception>
     /// <exception cref="ClosedResourceException">The registry is closed; <paramref name="send"/> is not called.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the request was answered; if it was cancelled before the call, nothing is registered or sent.</exception>
     /// <exception cref="Exception"><paramref name="send"/> threw (the key is removed), or the request failed with this exception.</exception>
     /// <remarks>See <see cref="RequestAsync(TKey, Action{ReplyHandle{TKey, TResult}}, TimeSpan?, CancellationToken)"/>.</remarks>
-    public Task<TResult> RequestAsync(TKey key, Action<ReplyHandle<TKey, TResult>> send, CancellationToken cancellationToken) =>
+    public ValueTask<TResult> RequestAsync(TKey key, Action<ReplyHandle<TKey, TResult>> send, CancellationToken cancellationToken) =>
         RequestAsync(key, send, null, cancellationToken);
 
     /// <summary>Registers a request, calls <paramref name="send"/> with its reply handle, and waits asynchronously until the request is answered.</summary>
@@ -505,7 +453,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// <param name="send">Sends the request synchronously; it may answer through the handle itself or pass the handle on.</param>
     /// <param name="timeout">How long to wait for the answer after <paramref name="send"/> returns; <see langword="null"/> or <see cref="Timeout.InfiniteTimeSpan"/> to wait forever.</param>
     /// <param name="cancellationToken">A token that ends the wait early.</param>
-    /// <returns>A task that ends with the value the request was resolved with.</returns>
+    /// <returns>A value task that ends with the value the request was resolved with; await it once.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="send"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite, or too large.</exception>
     /// <exception cref="InvalidOperationException">A request with <paramref name="key"/> is already pending; <paramref name="send"/> is not called.</exception>
@@ -515,56 +463,56 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// <exception cref="Exception"><paramref name="send"/> threw (the key is removed), or the request failed with this exception.</exception>
     /// <remarks>
     /// Argument errors are thrown at the call; every other outcome, including a duplicate key, a closed registry and a
-    /// failure of <paramref name="send"/>, is in the returned task. <paramref name="send"/> runs on the calling thread.
+    /// failure of <paramref name="send"/>, is in the returned value task. <paramref name="send"/> runs on the calling thread.
     /// If it throws, the key is removed and the waiter is failed with the same exception. Otherwise the wait follows
     /// <see cref="WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>.
     /// </remarks>
-    public Task<TResult> RequestAsync(TKey key, Action<ReplyHandle<TKey, TResult>> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public ValueTask<TResult> RequestAsync(TKey key, Action<ReplyHandle<TKey, TResult>> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(send);
-        Limit(timeout);
+        var limit = Limit(timeout);
         if (cancellationToken.IsCancellationRequested)
         {
-            return Task.FromException<TResult>(new OperationCanceledException(cancellationToken));
+            return ValueTask.FromException<TResult>(new OperationCanceledException(cancellationToken));
         }
 
-        ReplyHandle<TKey, TResult> reply;
+        PendingRequest<TKey, TResult> request;
         try
         {
-            reply = Reply(key);
+            request = Add(key);
         }
         catch (InvalidOperationException exception)
         {
             // A duplicate key or a closed registry: reported in the task, as every outcome after the arguments are checked.
-            return Task.FromException<TResult>(exception);
+            return ValueTask.FromException<TResult>(exception);
         }
 
         try
         {
-            send(reply);
+            send(new ReplyHandle<TKey, TResult>(request));
         }
         catch (Exception exception)
         {
-            Abandon(reply, exception);
-            return Task.FromException<TResult>(exception);
+            Abandon(request, exception);
+            return ValueTask.FromException<TResult>(exception);
         }
 
-        return WaitAsync(key, reply.Waiter, timeout, cancellationToken);
+        return WaitCoreAsync(request, limit, cancellationToken);
     }
 
     /// <summary>Registers a request, awaits <paramref name="send"/> with its reply handle, and waits asynchronously until the request is answered.</summary>
     /// <param name="key">The request key, unique among pending requests.</param>
     /// <param name="send">Sends the request asynchronously; it may answer through the handle itself or pass the handle on.</param>
     /// <param name="cancellationToken">A token that ends the wait early.</param>
-    /// <returns>A task that ends with the value the request was resolved with.</returns>
+    /// <returns>A value task that ends with the value the request was resolved with; await it once.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="send"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">A request with <paramref name="key"/> is already pending; <paramref name="send"/> is not called.</exception>
     /// <exception cref="ClosedResourceException">The registry is closed; <paramref name="send"/> is not called.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the request was answered; if it was cancelled before the call, nothing is registered or sent.</exception>
     /// <exception cref="Exception"><paramref name="send"/> failed (the key is removed), or the request failed with this exception.</exception>
     /// <remarks>See <see cref="RequestAsync(TKey, Func{ReplyHandle{TKey, TResult}, Task}, TimeSpan?, CancellationToken)"/>.</remarks>
-    public Task<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, CancellationToken cancellationToken) =>
+    public ValueTask<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, CancellationToken cancellationToken) =>
         RequestAsync(key, send, null, cancellationToken);
 
     /// <summary>Registers a request, awaits <paramref name="send"/> with its reply handle, and waits asynchronously until the request is answered.</summary>
@@ -572,7 +520,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// <param name="send">Sends the request asynchronously; it may answer through the handle itself or pass the handle on.</param>
     /// <param name="timeout">How long to wait for the answer after <paramref name="send"/> completes; <see langword="null"/> or <see cref="Timeout.InfiniteTimeSpan"/> to wait forever.</param>
     /// <param name="cancellationToken">A token that ends the wait early; <paramref name="send"/> should observe it too.</param>
-    /// <returns>A task that ends with the value the request was resolved with.</returns>
+    /// <returns>A value task that ends with the value the request was resolved with; await it once.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="send"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite, or too large.</exception>
     /// <exception cref="InvalidOperationException">A request with <paramref name="key"/> is already pending; <paramref name="send"/> is not called.</exception>
@@ -582,31 +530,55 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// <exception cref="Exception"><paramref name="send"/> failed (the key is removed), or the request failed with this exception.</exception>
     /// <remarks>
     /// Argument errors are thrown at the call; every other outcome, including a duplicate key, a closed registry and a
-    /// failure of <paramref name="send"/>, is in the returned task. If <paramref name="send"/> throws or its task fails,
+    /// failure of <paramref name="send"/>, is in the returned value task. If <paramref name="send"/> throws or its task fails,
     /// the key is removed, the waiter is failed with the same exception, and the exception propagates. The timeout
     /// starts when <paramref name="send"/> has completed; otherwise the wait follows
     /// <see cref="WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>.
     /// </remarks>
-    public Task<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public ValueTask<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(send);
-        Limit(timeout);
+        var limit = Limit(timeout);
         if (cancellationToken.IsCancellationRequested)
         {
-            return Task.FromException<TResult>(new OperationCanceledException(cancellationToken));
+            return ValueTask.FromException<TResult>(new OperationCanceledException(cancellationToken));
         }
 
-        return RequestCoreAsync(key, send, timeout, cancellationToken);
+        PendingRequest<TKey, TResult> request;
+        try
+        {
+            request = Add(key);
+        }
+        catch (InvalidOperationException exception)
+        {
+            return ValueTask.FromException<TResult>(exception);
+        }
+
+        Task sent;
+        try
+        {
+            sent = send(new ReplyHandle<TKey, TResult>(request));
+        }
+        catch (Exception exception)
+        {
+            // Handled where a failed send task is, so a send that throws and one whose task fails end alike.
+            sent = Task.FromException(exception);
+        }
+
+        // A send that completed at once needs no state machine: the wait is the waiter itself.
+        return sent is { IsCompletedSuccessfully: true }
+            ? WaitCoreAsync(request, limit, cancellationToken)
+            : RequestSlowAsync(request, sent, limit, cancellationToken);
     }
 
     // A reply handle answers only its own request: the key must still map to the handle's very waiter, so an old handle
     // cannot answer a newer request that reuses the key after a timeout or a removal.
-    internal bool ResolveIfCurrent(TKey key, RequestWaiter<TResult> waiter, TResult value) =>
-        Pop(key, waiter) && waiter.SetResultDetached(value);
+    internal bool ResolveIfCurrent(PendingRequest<TKey, TResult> request, TResult value) =>
+        Pop(request.Key, request) && request.SetResultDetached(value);
 
-    internal bool FailIfCurrent(TKey key, RequestWaiter<TResult> waiter, Exception exception) =>
-        Pop(key, waiter) && Failed(waiter.SetExceptionDetached(exception));
+    internal bool FailIfCurrent(PendingRequest<TKey, TResult> request, Exception exception) =>
+        Pop(request.Key, request) && Failed(request.SetExceptionDetached(exception, observed: false));
 
     private static TimeSpan Limit(TimeSpan? timeout)
     {
@@ -619,78 +591,32 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
         return value;
     }
 
-    private static void Abandon(ReplyHandle<TKey, TResult> reply, Exception exception)
+    private static void Abandon(PendingRequest<TKey, TResult> request, Exception exception)
     {
         // Failing the waiter (not just removing the key) ends it for anyone who watches it, such as a responder that
-        // send already handed the handle to; the exception still propagates to the caller.
-        if (reply.Pop())
+        // send already handed the handle to; the exception still propagates to the caller, so the failure is observed.
+        if (request.Registry.Pop(request.Key, request))
         {
-            FailObserved(reply.Waiter, exception);
+            request.SetExceptionDetached(exception, observed: true);
         }
     }
 
-    private RequestWaiter<TResult>? Take(TKey key)
+    /// <summary>Ends a wait whose time is up or whose token is cancelled: completes the waiter with the timeout or the cancellation, unless it has ended.</summary>
+    /// <remarks>
+    /// Ending the waiter, rather than only leaving, settles the race with an answer arriving now: exactly one of the two
+    /// completes it, so an answer that won is returned and never lost, and one that lost sees the request gone and
+    /// returns false. Whichever ends the waiter removes its key first.
+    /// </remarks>
+    private static void Settle(RequestWaiter<TResult> waiter, CancellationToken cancellationToken)
     {
-        lock (_lock)
+        if (cancellationToken.IsCancellationRequested)
         {
-            return _pending.Remove(key, out var waiter) ? waiter : null;
+            waiter.TrySetCanceled(cancellationToken);
         }
-    }
-
-    private RequestWaiter<TResult>[] Drain()
-    {
-        Debug.Assert(_lock.IsHeldByCurrentThread, "Drain runs under the lock.");
-        if (_pending.Count == 0)
+        else
         {
-            return [];
+            waiter.Expire();
         }
-
-        var waiters = _pending.Values.ToArray();
-        _pending.Clear();
-        return waiters;
-    }
-
-    /// <summary>Ends a wait: completes the waiter with the timeout or the cancellation unless it has ended, removes the key, and returns the completed task.</summary>
-    private Task<TResult> Settle(TKey key, RequestWaiter<TResult> waiter, CancellationToken cancellationToken)
-    {
-        if (!waiter.IsCompleted)
-        {
-            // The wait ended without an answer. Ending the waiter, rather than only leaving, settles the race with an
-            // answer arriving now: exactly one of the two completes it, so an answer that won is returned below and
-            // never lost, and one that lost sees the request gone and returns false.
-            if (cancellationToken.IsCancellationRequested)
-            {
-                waiter.TrySetCanceled(cancellationToken);
-            }
-            else
-            {
-                if (waiter.TrySetException(new TimeoutException($"Timed out waiting for the reply to request '{key}'.")))
-                {
-                    RegistryMetrics.Add(RegistryMetrics.Timeouts);
-                }
-            }
-        }
-
-        Pop(key, waiter);
-        Debug.Assert(waiter.IsCompleted, "A settled waiter has ended.");
-
-        // The waiter stays cancelled, but the caller gets a plain OperationCanceledException with its own token (awaiting
-        // a cancelled task throws the subclass TaskCanceledException), so `catch (OperationCanceledException e) when
-        // (e.CancellationToken == ct)` and exact-type assertions match.
-        return waiter.Task.IsCanceled
-            ? Task.FromException<TResult>(new OperationCanceledException(cancellationToken.IsCancellationRequested ? cancellationToken : TokenOf(waiter.Task)))
-            : waiter.Task;
-    }
-
-    /// <summary>
-    /// Fails a waiter on behalf of everyone (a mass failure, or a send that threw) and marks the failure observed: whoever
-    /// waits still gets it, but a waiter nobody waits on is not reported as an unobserved task exception.
-    /// </summary>
-    private static bool FailObserved(RequestWaiter<TResult> waiter, Exception exception)
-    {
-        var failed = waiter.SetExceptionDetached(exception);
-        _ = waiter.Task.Exception;
-        return failed;
     }
 
     /// <summary>Counts one failed request when <paramref name="failed"/> is true, and passes it on.</summary>
@@ -704,50 +630,167 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
         return failed;
     }
 
-    /// <summary>Returns the token a cancelled task was cancelled with (a waiter cancelled directly by its owner).</summary>
-    private static CancellationToken TokenOf(Task<TResult> cancelled)
+    private PendingRequest<TKey, TResult> Add(TKey key)
     {
-        try
+        ArgumentNullException.ThrowIfNull(key);
+        var request = new PendingRequest<TKey, TResult>(this, key);
+        lock (_lock)
         {
-            cancelled.GetAwaiter().GetResult();
-        }
-        catch (OperationCanceledException ex)
-        {
-            return ex.CancellationToken;
+            // Checked under the same lock that Close takes, so no registration can slip in after Close has drained.
+            if (_closed)
+            {
+                throw new ClosedResourceException("The request registry is closed.", _closeException);
+            }
+
+            if (!_pending.TryAdd(key, request))
+            {
+                throw new InvalidOperationException($"A request with key '{key}' is already pending.");
+            }
         }
 
-        return CancellationToken.None;
+        return request;
     }
 
-    private async Task<TResult> WaitSlowAsync(TKey key, RequestWaiter<TResult> waiter, TimeSpan limit, CancellationToken cancellationToken)
+    private PendingRequest<TKey, TResult>? Take(TKey key)
+    {
+        lock (_lock)
+        {
+            return _pending.Remove(key, out var request) ? request : null;
+        }
+    }
+
+    private PendingRequest<TKey, TResult>[] Drain()
+    {
+        Debug.Assert(_lock.IsHeldByCurrentThread, "Drain runs under the lock.");
+        if (_pending.Count == 0)
+        {
+            return [];
+        }
+
+        var requests = _pending.Values.ToArray();
+        _pending.Clear();
+        return requests;
+    }
+
+    private TResult WaitCore(TKey key, RequestWaiter<TResult> waiter, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        if (!waiter.IsCompleted)
+        {
+            if (limit != TimeSpan.Zero && !cancellationToken.IsCancellationRequested)
+            {
+                try
+                {
+                    Block(waiter, limit, cancellationToken);
+                }
+                catch
+                {
+                    // A thread interrupt, say: it still ends the request, since the key never outlives its wait.
+                    Pop(key, waiter);
+                    throw;
+                }
+            }
+
+            if (!waiter.IsCompleted)
+            {
+                // The time is up or the token is cancelled, and no answer has come yet.
+                Settle(waiter, cancellationToken);
+            }
+        }
+
+        if (waiter.Outcome(cancellationToken, out var result) is { } error)
+        {
+            ExceptionDispatchInfo.Throw(error);
+        }
+
+        return result;
+    }
+
+    /// <summary>Blocks on the waiter until it ends, its time is up or the token is cancelled (which ends it).</summary>
+    private void Block(RequestWaiter<TResult> waiter, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static (state, token) => ((RequestWaiter<TResult>)state!).TrySetCanceled(token), waiter)
+            : default;
+        ITimer? timer = null;
+        try
+        {
+            if (limit != Timeout.InfiniteTimeSpan && !ReferenceEquals(_timeProvider, TimeProvider.System))
+            {
+                // Only the registry's clock knows when the time is up: its timer ends the waiter, which wakes the block.
+                timer = _timeProvider.CreateTimer(static state => ((RequestWaiter<TResult>)state!).Expire(), waiter, limit, Timeout.InfiniteTimeSpan);
+                limit = Timeout.InfiniteTimeSpan;
+            }
+
+            // The real clock needs no timer: the blocking wait measures the time itself.
+            waiter.Block(limit);
+        }
+        finally
+        {
+            timer?.Dispose();
+            registration.Dispose();
+        }
+    }
+
+    private ValueTask<TResult> WaitCoreAsync(RequestWaiter<TResult> waiter, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        if (!waiter.IsCompleted && (limit == TimeSpan.Zero || cancellationToken.IsCancellationRequested))
+        {
+            Settle(waiter, cancellationToken);
+        }
+
+        if (waiter.IsCompleted)
+        {
+            // Decided already: no state machine, no timer.
+            return waiter.Outcome(cancellationToken, out var result) is { } error
+                ? ValueTask.FromException<TResult>(error)
+                : new ValueTask<TResult>(result);
+        }
+
+        if (!waiter.TryClaim())
+        {
+            // Another wait already awaits the waiter itself; this one watches its task.
+            return new ValueTask<TResult>(WaitTaskAsync(waiter, limit, cancellationToken));
+        }
+
+        // The timer and the token end the waiter itself, so the waiter is all the caller awaits.
+        waiter.Arm(limit, _timeProvider, cancellationToken);
+        return waiter.AsValueTask();
+    }
+
+    private async Task<TResult> WaitTaskAsync(RequestWaiter<TResult> waiter, TimeSpan limit, CancellationToken cancellationToken)
     {
         // SuppressThrowing: the waiter's own outcome, or the timeout or cancellation, is decided by Settle, not by
         // which exception the bounded wait happens to throw.
         await ((Task)waiter.Task.WaitAsync(limit, _timeProvider, cancellationToken)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        return await Settle(key, waiter, cancellationToken).ConfigureAwait(false);
+        if (!waiter.IsCompleted)
+        {
+            Settle(waiter, cancellationToken);
+        }
+
+        if (waiter.Outcome(cancellationToken, out var result) is { } error)
+        {
+            ExceptionDispatchInfo.Throw(error);
+        }
+
+        return result;
     }
 
-    private async Task<TResult> RequestCoreAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, TimeSpan? timeout, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<TResult> RequestSlowAsync(PendingRequest<TKey, TResult> request, Task sent, TimeSpan limit, CancellationToken cancellationToken)
     {
-        var reply = Reply(key);
         try
         {
-            await send(reply).ConfigureAwait(false);
+            await sent.ConfigureAwait(false);
         }
         catch (Exception exception)
         {
-            Abandon(reply, exception);
+            Abandon(request, exception);
             throw;
         }
 
-        return await WaitAsync(key, reply.Waiter, timeout, cancellationToken).ConfigureAwait(false);
+        return await WaitCoreAsync(request, limit, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Ties a waiter to its key in this registry, so completing the waiter directly takes the key out.</summary>
+    /// <summary>Gets the number of pending requests, for the metrics.</summary>
     long IPendingCount.PendingCount => Count;
-
-    private sealed class Completion(RequestRegistry<TKey, TResult> registry, TKey key) : WaiterCompletion<TResult>
-    {
-        public override void Detach(RequestWaiter<TResult> waiter) => registry.Pop(key, waiter);
-    }
 }

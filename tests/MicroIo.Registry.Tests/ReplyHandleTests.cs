@@ -46,7 +46,7 @@ public class ReplyHandleTests
     {
         var registry = new RequestRegistry<int, string>();
         var handle = registry.Reply(1);
-        var wait = handle.WaitAsync(TimeSpan.FromMinutes(1));
+        var wait = handle.WaitAsync(TimeSpan.FromMinutes(1)).AsTask();
 
         handle.Resolve("done");
 
@@ -135,7 +135,7 @@ public class ReplyHandleTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<string, int>(time);
         var handle = registry.Reply("slow");
-        var wait = handle.WaitAsync(TimeSpan.FromSeconds(3));
+        var wait = handle.WaitAsync(TimeSpan.FromSeconds(3)).AsTask();
 
         time.Advance(TimeSpan.FromSeconds(3));
 
@@ -150,7 +150,7 @@ public class ReplyHandleTests
         var registry = new RequestRegistry<int, int>();
         var handle = registry.Reply(1);
         using var cts = new CancellationTokenSource();
-        var wait = handle.WaitAsync(cts.Token);
+        var wait = handle.WaitAsync(cts.Token).AsTask();
 
         await cts.CancelAsync();
 

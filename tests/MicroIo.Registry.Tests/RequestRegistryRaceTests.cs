@@ -79,7 +79,7 @@ public class RequestRegistryRaceTests
             var time = new FakeTimeProvider();
             var registry = new RequestRegistry<int, int>(time);
             var waiter = registry.Register(1);
-            var wait = registry.WaitAsync(1, waiter, TimeSpan.FromSeconds(1));
+            var wait = registry.WaitAsync(1, waiter, TimeSpan.FromSeconds(1)).AsTask();
             using var go = new Barrier(2);
             var resolved = false;
 
@@ -117,7 +117,7 @@ public class RequestRegistryRaceTests
         {
             var waiter = registry.Register(i);
             using var cts = new CancellationTokenSource();
-            var wait = registry.WaitAsync(i, waiter, cts.Token);
+            var wait = registry.WaitAsync(i, waiter, cts.Token).AsTask();
             using var go = new Barrier(2);
             var resolved = false;
             var key = i;
@@ -265,7 +265,7 @@ public class RequestRegistryRaceTests
                     Plan.NoAnswerShortTimeout => TimeSpan.FromMilliseconds(1),
                     _ => Timeout.InfiniteTimeSpan,
                 };
-                ReplyHandle<long, long>? handle = null;
+                ReplyHandle<long, long> handle = default;
                 long? value = null;
                 Exception? failure = null;
                 try
@@ -316,7 +316,7 @@ public class RequestRegistryRaceTests
                 var timeout = plan is Plan.ResponderWithZeroTimeout or Plan.NoAnswerZeroTimeout or Plan.NoAnswerShortTimeout
                     ? TimeSpan.Zero
                     : TimeSpan.FromMinutes(1);
-                ReplyHandle<long, long>? handle = null;
+                ReplyHandle<long, long> handle = default;
                 long? value = null;
                 Exception? failure = null;
                 try
@@ -411,7 +411,7 @@ public class RequestRegistryRaceTests
             }
         }
 
-        public void Record(long key, long? value, Exception? failure, ReplyHandle<long, long>? handle)
+        public void Record(long key, long? value, Exception? failure, ReplyHandle<long, long> handle)
         {
             Interlocked.Increment(ref _requests);
             if (value is { } v)
@@ -440,7 +440,8 @@ public class RequestRegistryRaceTests
                 throw new ShouldAssertException($"request {key} ended with an unexpected outcome: {failure}");
             }
 
-            handle.ShouldNotBeNull().Waiter.IsCompleted.ShouldBeTrue($"request {key} returned, but its waiter did not end");
+            handle.ShouldNotBe(default, $"request {key} returned, but send never ran");
+            handle.Waiter.IsCompleted.ShouldBeTrue($"request {key} returned, but its waiter did not end");
         }
 
         public void Guard(Action body)

@@ -165,7 +165,7 @@ public class RequestRegistryTests
         registry.Resolve(2, error);
 
         registry.Wait(1, syncWaiter).ShouldBeSameAs(error);
-        (await registry.WaitAsync(2, asyncWaiter).WaitAsync(s_bound)).ShouldBeSameAs(error);
+        (await registry.WaitAsync(2, asyncWaiter).AsTask().WaitAsync(s_bound)).ShouldBeSameAs(error);
     }
 
     [Fact]
@@ -213,7 +213,7 @@ public class RequestRegistryTests
 
         registry.Fail(1, error);
 
-        var thrown = await Should.ThrowAsync<IOException>(registry.WaitAsync(1, waiter).WaitAsync(s_bound));
+        var thrown = await Should.ThrowAsync<IOException>(registry.WaitAsync(1, waiter).AsTask().WaitAsync(s_bound));
         thrown.ShouldBeSameAs(error);
     }
 
@@ -284,7 +284,7 @@ public class RequestRegistryTests
         registry.Count.ShouldBe(0);
         for (var i = 0; i < waiters.Length; i++)
         {
-            (await Should.ThrowAsync<IOException>(registry.WaitAsync(i, waiters[i]).WaitAsync(s_bound))).ShouldBeSameAs(error);
+            (await Should.ThrowAsync<IOException>(registry.WaitAsync(i, waiters[i]).AsTask().WaitAsync(s_bound))).ShouldBeSameAs(error);
         }
     }
 
@@ -494,7 +494,7 @@ public class RequestRegistryTests
     {
         var registry = new RequestRegistry<int, string>();
         var waiter = registry.Register(1);
-        var wait = registry.WaitAsync(1, waiter, TimeSpan.FromSeconds(30));
+        var wait = registry.WaitAsync(1, waiter, TimeSpan.FromSeconds(30)).AsTask();
 
         registry.Resolve(1, "later");
 
@@ -509,7 +509,7 @@ public class RequestRegistryTests
         var waiter = registry.Register(1);
         registry.Resolve(1, "now");
 
-        var wait = registry.WaitAsync(1, waiter, TimeSpan.Zero);
+        var wait = registry.WaitAsync(1, waiter, TimeSpan.Zero).AsTask();
 
         wait.IsCompletedSuccessfully.ShouldBeTrue();
         (await wait).ShouldBe("now");
@@ -521,7 +521,7 @@ public class RequestRegistryTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<string, int>(time);
         var waiter = registry.Register("call-3");
-        var wait = registry.WaitAsync("call-3", waiter, TimeSpan.FromSeconds(5));
+        var wait = registry.WaitAsync("call-3", waiter, TimeSpan.FromSeconds(5)).AsTask();
 
         time.Advance(TimeSpan.FromSeconds(4));
         wait.IsCompleted.ShouldBeFalse();
@@ -540,7 +540,7 @@ public class RequestRegistryTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<int, int>(time);
         var waiter = registry.Register(1);
-        var wait = registry.WaitAsync(1, waiter, Timeout.InfiniteTimeSpan);
+        var wait = registry.WaitAsync(1, waiter, Timeout.InfiniteTimeSpan).AsTask();
 
         time.Advance(TimeSpan.FromDays(1000));
         wait.IsCompleted.ShouldBeFalse();
@@ -555,7 +555,7 @@ public class RequestRegistryTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<int, int>(time);
         var waiter = registry.Register(1);
-        var wait = registry.WaitAsync(1, waiter);
+        var wait = registry.WaitAsync(1, waiter).AsTask();
 
         time.Advance(TimeSpan.FromDays(1000));
         wait.IsCompleted.ShouldBeFalse();
@@ -570,7 +570,7 @@ public class RequestRegistryTests
         var registry = new RequestRegistry<int, int>();
         var waiter = registry.Register(1);
         using var cts = new CancellationTokenSource();
-        var wait = registry.WaitAsync(1, waiter, cts.Token);
+        var wait = registry.WaitAsync(1, waiter, cts.Token).AsTask();
 
         await cts.CancelAsync();
 
@@ -600,9 +600,9 @@ public class RequestRegistryTests
         var registry = new RequestRegistry<string, int>();
         var waiter = registry.Register("a");
 
-        Should.Throw<ArgumentOutOfRangeException>(Call(() => registry.WaitAsync("a", waiter, TimeSpan.FromSeconds(-1))));
-        Should.Throw<ArgumentNullException>(Call(() => registry.WaitAsync("a", null!)));
-        Should.Throw<ArgumentNullException>(Call(() => registry.WaitAsync(null!, waiter)));
+        Should.Throw<ArgumentOutOfRangeException>(Call(() => registry.WaitAsync("a", waiter, TimeSpan.FromSeconds(-1)).AsTask()));
+        Should.Throw<ArgumentNullException>(Call(() => registry.WaitAsync("a", null!).AsTask()));
+        Should.Throw<ArgumentNullException>(Call(() => registry.WaitAsync(null!, waiter).AsTask()));
         registry.Contains("a").ShouldBeTrue();
     }
 
@@ -759,9 +759,9 @@ public class RequestRegistryTests
 
         thrown.ShouldBeSameAs(error);
         registry.Contains(1).ShouldBeFalse();
-        handle!.Resolve("too late").ShouldBeFalse();
-        handle.Waiter.IsCompleted.ShouldBeTrue();
-        handle.Waiter.Task.Exception!.InnerException.ShouldBeSameAs(error);
+        handle!.Value.Resolve("too late").ShouldBeFalse();
+        handle.Value.Waiter.IsCompleted.ShouldBeTrue();
+        handle.Value.Waiter.Task.Exception!.InnerException.ShouldBeSameAs(error);
         registry.Register(1).ShouldNotBeNull();
     }
 
@@ -844,7 +844,7 @@ public class RequestRegistryTests
     {
         var registry = new RequestRegistry<int, string>();
 
-        var result = await registry.RequestAsync(1, reply => reply.Resolve("pong"), TimeSpan.FromSeconds(1)).WaitAsync(s_bound);
+        var result = await registry.RequestAsync(1, reply => reply.Resolve("pong"), TimeSpan.FromSeconds(1)).AsTask().WaitAsync(s_bound);
 
         result.ShouldBe("pong");
         registry.Count.ShouldBe(0);
@@ -863,7 +863,7 @@ public class RequestRegistryTests
                 await Task.Yield();
                 sent.SetResult();
             },
-            TimeSpan.FromSeconds(30));
+            TimeSpan.FromSeconds(30)).AsTask();
         await sent.Task.WaitAsync(s_bound);
         registry.Resolve(1, "answer").ShouldBeTrue();
 
@@ -883,11 +883,11 @@ public class RequestRegistryTests
             handle = reply;
             await Task.Yield();
             throw error;
-        });
+        }).AsTask();
 
         (await Should.ThrowAsync<IOException>(request.WaitAsync(s_bound))).ShouldBeSameAs(error);
         registry.Contains(1).ShouldBeFalse();
-        handle!.Resolve("late").ShouldBeFalse();
+        handle!.Value.Resolve("late").ShouldBeFalse();
     }
 
     [Fact]
@@ -897,7 +897,7 @@ public class RequestRegistryTests
         var error = new IOException("write failed");
         Action<ReplyHandle<int, string>> send = _ => throw error;
 
-        var request = registry.RequestAsync(1, send);
+        var request = registry.RequestAsync(1, send).AsTask();
 
         (await Should.ThrowAsync<IOException>(request.WaitAsync(s_bound))).ShouldBeSameAs(error);
         registry.Count.ShouldBe(0);
@@ -909,7 +909,7 @@ public class RequestRegistryTests
         var time = new FakeTimeProvider();
         var registry = new RequestRegistry<string, int>(time);
 
-        var request = registry.RequestAsync("q", _ => { }, TimeSpan.FromSeconds(2));
+        var request = registry.RequestAsync("q", _ => { }, TimeSpan.FromSeconds(2)).AsTask();
         time.Advance(TimeSpan.FromSeconds(2));
 
         (await Should.ThrowAsync<TimeoutException>(request.WaitAsync(s_bound))).Message.ShouldContain("q");
@@ -922,7 +922,7 @@ public class RequestRegistryTests
         var registry = new RequestRegistry<int, int>();
         using var cts = new CancellationTokenSource();
 
-        var request = registry.RequestAsync(1, async _ => await Task.Yield(), cts.Token);
+        var request = registry.RequestAsync(1, async _ => await Task.Yield(), cts.Token).AsTask();
         await cts.CancelAsync();
 
         await Should.ThrowAsync<OperationCanceledException>(request.WaitAsync(s_bound));
@@ -937,7 +937,7 @@ public class RequestRegistryTests
         await cts.CancelAsync();
         var sent = false;
 
-        var request = registry.RequestAsync(1, _ => sent = true, TimeSpan.FromSeconds(1), cts.Token);
+        var request = registry.RequestAsync(1, _ => sent = true, TimeSpan.FromSeconds(1), cts.Token).AsTask();
 
         await Should.ThrowAsync<OperationCanceledException>(request.WaitAsync(s_bound));
         sent.ShouldBeFalse();
@@ -955,7 +955,7 @@ public class RequestRegistryTests
         {
             sent = true;
             await Task.Yield();
-        });
+        }).AsTask();
 
         await Should.ThrowAsync<InvalidOperationException>(request.WaitAsync(s_bound));
         sent.ShouldBeFalse();
@@ -967,10 +967,10 @@ public class RequestRegistryTests
     {
         var registry = new RequestRegistry<string, int>();
 
-        Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync("a", (Action<ReplyHandle<string, int>>)null!)));
-        Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync("a", (Func<ReplyHandle<string, int>, Task>)null!)));
-        Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync(null!, _ => { })));
-        Should.Throw<ArgumentOutOfRangeException>(Call(() => registry.RequestAsync("a", _ => { }, TimeSpan.FromSeconds(-1))));
+        Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync("a", (Action<ReplyHandle<string, int>>)null!).AsTask()));
+        Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync("a", (Func<ReplyHandle<string, int>, Task>)null!).AsTask()));
+        Should.Throw<ArgumentNullException>(Call(() => registry.RequestAsync(null!, _ => { }).AsTask()));
+        Should.Throw<ArgumentOutOfRangeException>(Call(() => registry.RequestAsync("a", _ => { }, TimeSpan.FromSeconds(-1)).AsTask()));
         registry.Count.ShouldBe(0);
     }
 
@@ -998,7 +998,7 @@ public class RequestRegistryTests
     {
         var registry = new RequestRegistry<int, int>();
         var waiter = registry.Register(1);
-        var wait = registry.WaitAsync(1, waiter, TimeSpan.FromMinutes(1));
+        var wait = registry.WaitAsync(1, waiter, TimeSpan.FromMinutes(1)).AsTask();
 
         registry.Close();
 
@@ -1041,7 +1041,7 @@ public class RequestRegistryTests
         {
             sent = true;
             await Task.Yield();
-        });
+        }).AsTask();
 
         request.IsFaulted.ShouldBeTrue();
         await Should.ThrowAsync<ClosedResourceException>(request);
@@ -1142,7 +1142,7 @@ public class RequestRegistryTests
         var registry = new RequestRegistry<int, string>();
         using var cts = new CancellationTokenSource();
         var asyncWaiter = registry.Register(1);
-        var pending = registry.WaitAsync(1, asyncWaiter, TimeSpan.FromSeconds(30), cts.Token);
+        var pending = registry.WaitAsync(1, asyncWaiter, TimeSpan.FromSeconds(30), cts.Token).AsTask();
         var syncWaiter = registry.Register(2);
         Exception? syncError = null;
         var sync = new Thread(() =>
@@ -1162,7 +1162,7 @@ public class RequestRegistryTests
 
         var asyncError = await Record(pending);
         sync.Join(TimeSpan.FromSeconds(10)).ShouldBeTrue();
-        foreach (var error in new[] { asyncError, syncError, await Record(registry.RequestAsync(3, _ => { }, TimeSpan.FromSeconds(1), cts.Token)) })
+        foreach (var error in new[] { asyncError, syncError, await Record(registry.RequestAsync(3, _ => { }, TimeSpan.FromSeconds(1), cts.Token).AsTask()) })
         {
             error.ShouldNotBeNull().GetType().ShouldBe(typeof(OperationCanceledException));
             ((OperationCanceledException)error).CancellationToken.ShouldBe(cts.Token);

@@ -55,7 +55,7 @@ public class RequestWaiterTests
         waiter.TrySetCanceled(cts.Token).ShouldBeTrue();
 
         registry.Contains(1).ShouldBeFalse();
-        var error = await Should.ThrowAsync<OperationCanceledException>(registry.WaitAsync(1, waiter).WaitAsync(s_bound));
+        var error = await Should.ThrowAsync<OperationCanceledException>(registry.WaitAsync(1, waiter).AsTask().WaitAsync(s_bound));
         error.CancellationToken.ShouldBe(cts.Token);
         waiter.TrySetResult(1).ShouldBeFalse();
     }

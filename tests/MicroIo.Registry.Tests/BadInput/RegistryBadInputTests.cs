@@ -51,12 +51,12 @@ public class RegistryBadInputTests
         var sent = false;
 
         Should.Throw<ArgumentOutOfRangeException>(() => registry.Wait("a", reply.Waiter, timeout)).ParamName.ShouldBe("timeout");
-        Should.Throw<ArgumentOutOfRangeException>(() => registry.WaitAsync("a", reply.Waiter, timeout)).ParamName.ShouldBe("timeout");
+        Should.Throw<ArgumentOutOfRangeException>(() => registry.WaitAsync("a", reply.Waiter, timeout).AsTask()).ParamName.ShouldBe("timeout");
         Should.Throw<ArgumentOutOfRangeException>(() => reply.Wait(timeout)).ParamName.ShouldBe("timeout");
-        Should.Throw<ArgumentOutOfRangeException>(() => reply.WaitAsync(timeout)).ParamName.ShouldBe("timeout");
+        Should.Throw<ArgumentOutOfRangeException>(() => reply.WaitAsync(timeout).AsTask()).ParamName.ShouldBe("timeout");
         Should.Throw<ArgumentOutOfRangeException>(() => registry.Request("b", _ => sent = true, timeout)).ParamName.ShouldBe("timeout");
-        Should.Throw<ArgumentOutOfRangeException>(() => registry.RequestAsync("b", _ => sent = true, timeout)).ParamName.ShouldBe("timeout");
-        Should.Throw<ArgumentOutOfRangeException>(() => registry.RequestAsync("b", _ => { sent = true; return Task.CompletedTask; }, timeout)).ParamName.ShouldBe("timeout");
+        Should.Throw<ArgumentOutOfRangeException>(() => registry.RequestAsync("b", _ => sent = true, timeout).AsTask()).ParamName.ShouldBe("timeout");
+        Should.Throw<ArgumentOutOfRangeException>(() => registry.RequestAsync("b", _ => { sent = true; return Task.CompletedTask; }, timeout).AsTask()).ParamName.ShouldBe("timeout");
 
         sent.ShouldBeFalse();
         registry.PendingKeys.ShouldBe(["a"]);
@@ -70,11 +70,11 @@ public class RegistryBadInputTests
     {
         var registry = new RequestRegistry<string, int>();
 
-        Should.Throw<ArgumentNullException>(() => registry.RequestAsync(null!, _ => { })).ParamName.ShouldBe("key");
-        Should.Throw<ArgumentNullException>(() => registry.RequestAsync("a", (Action<ReplyHandle<string, int>>)null!)).ParamName.ShouldBe("send");
-        Should.Throw<ArgumentNullException>(() => registry.RequestAsync("a", (Func<ReplyHandle<string, int>, Task>)null!)).ParamName.ShouldBe("send");
-        Should.Throw<ArgumentNullException>(() => registry.RequestAsync(null!, _ => Task.CompletedTask, CancellationToken.None)).ParamName.ShouldBe("key");
-        Should.Throw<ArgumentNullException>(() => registry.RequestAsync(null!, _ => { }, CancellationToken.None)).ParamName.ShouldBe("key");
+        Should.Throw<ArgumentNullException>(() => registry.RequestAsync(null!, _ => { }).AsTask()).ParamName.ShouldBe("key");
+        Should.Throw<ArgumentNullException>(() => registry.RequestAsync("a", (Action<ReplyHandle<string, int>>)null!).AsTask()).ParamName.ShouldBe("send");
+        Should.Throw<ArgumentNullException>(() => registry.RequestAsync("a", (Func<ReplyHandle<string, int>, Task>)null!).AsTask()).ParamName.ShouldBe("send");
+        Should.Throw<ArgumentNullException>(() => registry.RequestAsync(null!, _ => Task.CompletedTask, CancellationToken.None).AsTask()).ParamName.ShouldBe("key");
+        Should.Throw<ArgumentNullException>(() => registry.RequestAsync(null!, _ => { }, CancellationToken.None).AsTask()).ParamName.ShouldBe("key");
 
         registry.Count.ShouldBe(0);
         (await registry.RequestAsync("a", reply => reply.Resolve(1), CancellationToken.None)).ShouldBe(1);
@@ -89,8 +89,8 @@ public class RegistryBadInputTests
 
         Should.Throw<ArgumentNullException>(() => registry.Wait(null!, waiter, CancellationToken.None)).ParamName.ShouldBe("key");
         Should.Throw<ArgumentNullException>(() => registry.Wait("a", null!, CancellationToken.None)).ParamName.ShouldBe("waiter");
-        Should.Throw<ArgumentNullException>(() => registry.WaitAsync(null!, waiter, CancellationToken.None)).ParamName.ShouldBe("key");
-        Should.Throw<ArgumentNullException>(() => registry.WaitAsync("a", null!, CancellationToken.None)).ParamName.ShouldBe("waiter");
+        Should.Throw<ArgumentNullException>(() => registry.WaitAsync(null!, waiter, CancellationToken.None).AsTask()).ParamName.ShouldBe("key");
+        Should.Throw<ArgumentNullException>(() => registry.WaitAsync("a", null!, CancellationToken.None).AsTask()).ParamName.ShouldBe("waiter");
 
         registry.Contains("a").ShouldBeTrue();
     }
@@ -151,7 +151,7 @@ public class RegistryBadInputTests
         using var cts = new CancellationTokenSource();
         cts.Cancel();
 
-        await Should.ThrowAsync<OperationCanceledException>(() => reply.WaitAsync(cts.Token));
+        await Should.ThrowAsync<OperationCanceledException>(() => reply.WaitAsync(cts.Token).AsTask());
 
         registry.Count.ShouldBe(0);
         reply.Waiter.Task.IsCanceled.ShouldBeTrue();
@@ -227,8 +227,8 @@ public class RegistryBadInputTests
         })).ShouldBeSameAs(failure);
 
         handed.ShouldNotBeNull();
-        handed.Resolve(1).ShouldBeFalse();
-        handed.Waiter.Task.Exception!.InnerException.ShouldBeSameAs(failure);
+        handed.Value.Resolve(1).ShouldBeFalse();
+        handed.Value.Waiter.Task.Exception!.InnerException.ShouldBeSameAs(failure);
         registry.Count.ShouldBe(0);
         registry.Request("a", reply => reply.Resolve(5)).ShouldBe(5);
     }
@@ -239,7 +239,7 @@ public class RegistryBadInputTests
         var registry = new RequestRegistry<string, int>();
         var failure = new IOException("send");
 
-        var ex = await Should.ThrowAsync<IOException>(() => registry.RequestAsync("a", (Func<ReplyHandle<string, int>, Task>)(_ => throw failure)));
+        var ex = await Should.ThrowAsync<IOException>(() => registry.RequestAsync("a", (Func<ReplyHandle<string, int>, Task>)(_ => throw failure)).AsTask());
 
         ex.ShouldBeSameAs(failure);
         registry.Count.ShouldBe(0);
@@ -253,8 +253,8 @@ public class RegistryBadInputTests
         var cause = new IOException("gone");
         registry.Close(cause);
 
-        var ex = await Should.ThrowAsync<ClosedResourceException>(() => registry.RequestAsync("a", _ => { }));
-        var ex2 = await Should.ThrowAsync<ClosedResourceException>(() => registry.RequestAsync("a", _ => Task.CompletedTask));
+        var ex = await Should.ThrowAsync<ClosedResourceException>(() => registry.RequestAsync("a", _ => { }).AsTask());
+        var ex2 = await Should.ThrowAsync<ClosedResourceException>(() => registry.RequestAsync("a", _ => Task.CompletedTask).AsTask());
 
         ex.InnerException.ShouldBeSameAs(cause);
         ex2.InnerException.ShouldBeSameAs(cause);

@@ -25,7 +25,7 @@ public class RegistryInterleavingTests
             {
                 handle = reply;
                 await sched.PointAsync();
-            }, TimeSpan.FromSeconds(1));
+            }, TimeSpan.FromSeconds(1)).AsTask();
             await sched.RaceAsync(
                 async () =>
                 {
@@ -35,7 +35,7 @@ public class RegistryInterleavingTests
                     }
 
                     await sched.PointAsync();
-                    resolved = handle.Resolve(42);
+                    resolved = handle.Value.Resolve(42);
                 },
                 async () =>
                 {
@@ -75,7 +75,7 @@ public class RegistryInterleavingTests
             using var cts = new CancellationTokenSource();
             var resolved = false;
 
-            var wait = registry.WaitAsync(1, waiter, cancellationToken: cts.Token);
+            var wait = registry.WaitAsync(1, waiter, cancellationToken: cts.Token).AsTask();
             await sched.RaceAsync(
                 async () =>
                 {
