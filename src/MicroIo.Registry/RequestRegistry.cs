@@ -682,10 +682,12 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
                 {
                     Block(waiter, limit, cancellationToken);
                 }
-                catch
+                catch (Exception ex)
                 {
-                    // A thread interrupt, say: it still ends the request, since the key never outlives its wait.
-                    Pop(key, waiter);
+                    // A thread interrupt, say: it ends the request too, since the key never outlives its wait, and so no
+                    // one watching the waiter's Task (or holding its ReplyHandle) is left waiting. The waiting thread
+                    // gets the exception itself, so it counts as observed.
+                    waiter.Fail(ex, observed: true);
                     throw;
                 }
             }

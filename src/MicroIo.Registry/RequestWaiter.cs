@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using System.Threading.Tasks.Sources;
 using MicroIo.Internal;
@@ -99,13 +100,7 @@ public abstract class RequestWaiter<TResult>
     public bool TrySetException(Exception exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        if (IsCompleted)
-        {
-            return false;
-        }
-
-        Detach();
-        return Complete(Faulted, default!, exception);
+        return Fail(exception, observed: false);
     }
 
     /// <summary>Attempts to complete the waiter as cancelled, so its wait throws <see cref="OperationCanceledException"/>.</summary>
@@ -130,6 +125,18 @@ public abstract class RequestWaiter<TResult>
     /// <summary>Fails the waiter whose key the registry removed; <paramref name="observed"/> keeps a failure that nobody awaits from being reported as an unobserved task exception.</summary>
     internal bool SetExceptionDetached(Exception exception, bool observed) => Complete(Faulted, default!, exception, observed);
 
+    /// <summary>Fails the waiter and takes its key out of the registry; <paramref name="observed"/> marks a failure that a waiting caller is given directly, so a <see cref="Task"/> nobody awaits does not report it as unobserved.</summary>
+    internal bool Fail(Exception exception, bool observed)
+    {
+        if (IsCompleted)
+        {
+            return false;
+        }
+
+        Detach();
+        return Complete(Faulted, default!, exception, observed);
+    }
+
     /// <summary>Returns the value task of the claimed asynchronous wait (see <see cref="TryClaim"/>), which this waiter completes.</summary>
     internal abstract ValueTask<TResult> AsValueTask();
 
@@ -141,8 +148,11 @@ public abstract class RequestWaiter<TResult>
     /// <param name="result">The value, when the waiter succeeded.</param>
     internal Exception? Outcome(CancellationToken waitToken, out TResult result)
     {
+        // The status first: it is published (volatile) after the result, so reading it first makes the result visible.
+        var status = _status;
+        Debug.Assert(status != Pending, "Outcome is read only once the waiter has ended.");
         result = _result;
-        return _status switch
+        return status switch
         {
             Succeeded => null,
             Faulted => _error,
@@ -186,7 +196,8 @@ public abstract class RequestWaiter<TResult>
         try
         {
             var infinite = limit == Timeout.InfiniteTimeSpan;
-            var deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+            // Rounded up: a wait shorter than a millisecond still blocks, rather than returning before it began.
+            var deadline = Environment.TickCount64 + (long)Math.Ceiling(limit.TotalMilliseconds);
             while (true)
             {
                 // Reset before the check, so a Set that comes after the check is never lost; a late Set meant for a
@@ -309,6 +320,10 @@ public abstract class RequestWaiter<TResult>
         if (_armed is { } armed)
         {
             Interlocked.Exchange(ref armed.Timer, null)?.Dispose();
+
+            // Released here too, not only when the value task is awaited: a wait that is never awaited must not keep the
+            // waiter (and its registry) alive on a long-lived token. Unregistering twice, or from the callback itself, is harmless.
+            armed.Registration.Unregister();
         }
 
         return true;

@@ -430,14 +430,18 @@ public sealed class CancelScope
     /// <summary>Exits the scope: stops its timer, drops its links to the outside, and restores the enclosing scope.</summary>
     internal void Exit()
     {
-        if (s_current.Value != this)
+        var current = s_current.Value;
+        if (_state == State.Exited)
         {
-            // A second exit (a handle disposed twice, from any flow) changes nothing.
-            if (_state == State.Exited)
-            {
-                return;
-            }
+            // Exited already: a handle disposed twice, or first from another flow that shares this one's context. Only
+            // make sure this flow stops seeing the scope as its own, so the scopes around it can still exit here.
+            RestoreParentIfCurrent(current);
+            return;
+        }
 
+        // The flow's innermost active scope must be this one; inner scopes that another flow exited do not count.
+        if (current != this && FirstActive(current) != this)
+        {
             throw new InvalidOperationException(
                 "The CancelScope is being exited in a different async flow than the one that entered it, or while a scope entered inside it is still active.");
         }
@@ -451,6 +455,7 @@ public sealed class CancelScope
             // Two flows that share the entering flow's context may both dispose the handle: only the first exits.
             if (_state == State.Exited)
             {
+                RestoreParentIfCurrent(current);
                 return;
             }
 
@@ -732,6 +737,14 @@ public sealed class CancelScope
     private sealed class DeadlineTick(CancelScope scope, long generation)
     {
         public void Fire() => scope.OnDeadline(generation);
+    }
+
+    private void RestoreParentIfCurrent(CancelScope? current)
+    {
+        if (current == this)
+        {
+            s_current.Value = _parent;
+        }
     }
 
     // Disposing twice is harmless because Exit is: an exited scope ignores further exits, and an exit refused in the

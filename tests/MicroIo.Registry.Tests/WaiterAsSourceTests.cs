@@ -772,7 +772,7 @@ public class WaiterAsSourceTests
     }
 
     [Fact]
-    public void Wait_BlockedThreadInterrupted_RemovesTheKeyAndThrows()
+    public void Wait_BlockedThreadInterrupted_RemovesTheKeyEndsTheWaiterAndThrows()
     {
         var registry = new RequestRegistry<int, int>();
         var waiter = registry.Register(1);
@@ -786,7 +786,40 @@ public class WaiterAsSourceTests
         caller.Join(s_bound).ShouldBeTrue();
         caught.ShouldBeOfType<ThreadInterruptedException>();
         registry.Contains(1).ShouldBeFalse();
-        waiter.IsCompleted.ShouldBeFalse();
+
+        // The request ends with the interrupt, so nobody watching the waiter's task is left waiting.
+        waiter.IsCompleted.ShouldBeTrue();
+        waiter.Task.Exception!.InnerException.ShouldBeSameAs(caught);
+    }
+
+    [Fact]
+    public void Wait_TimesOutWithATaskNobodyAwaits_ReportsNoUnobservedTaskException()
+    {
+        // A unique key, so that only this test's timeout matches, whatever other tests leave for the finalizer.
+        var key = Guid.NewGuid().ToString();
+        var unobserved = 0;
+        EventHandler<UnobservedTaskExceptionEventArgs> handler = (_, e) =>
+        {
+            if (e.Exception.InnerExceptions.Any(x => x.Message.Contains(key, StringComparison.Ordinal)))
+            {
+                Interlocked.Increment(ref unobserved);
+            }
+        };
+        TaskScheduler.UnobservedTaskException += handler;
+        try
+        {
+            TimeOutWithAnUnawaitedTask(key);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= handler;
+        }
+
+        Volatile.Read(ref unobserved).ShouldBe(0);
     }
 
     // ---- outcomes ----
@@ -1049,5 +1082,16 @@ public class WaiterAsSourceTests
                 return ValueTask.CompletedTask;
             }
         }
+    }
+
+    // Out of line, so that the waiter and its task are unreachable once it returns.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void TimeOutWithAnUnawaitedTask(string key)
+    {
+        var registry = new RequestRegistry<string, int>();
+        var waiter = registry.Register(key);
+        _ = waiter.Task;
+        Should.Throw<TimeoutException>(() => registry.Wait(key, waiter, TimeSpan.Zero)).Message.ShouldContain(key);
+        waiter.Task.IsFaulted.ShouldBeTrue();
     }
 }

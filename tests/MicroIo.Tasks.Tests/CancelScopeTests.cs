@@ -827,4 +827,40 @@ public class CancelScopeTests
 
         throw new ShouldAssertException("the task did not throw");
     }
+
+    [Fact]
+    public async Task Exit_InnerHandleDisposedFirstFromAFlowSharingTheContext_OuterStillExitsInTheEnteringFlow()
+    {
+        var outer = new CancelScope();
+        var inner = new CancelScope();
+        var outerHandle = outer.Enter();
+        var innerHandle = inner.Enter();
+
+        // The pool flow starts with this flow's context, so the inner scope is its current one and it may exit it.
+        await Task.Run(innerHandle.Dispose);
+        inner.IsActive.ShouldBeFalse();
+        CancelScope.Current.ShouldBeSameAs(outer);
+
+        innerHandle.Dispose();
+        outerHandle.Dispose();
+
+        outer.IsActive.ShouldBeFalse();
+        CancelScope.Current.ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task Exit_OuterAfterAnInnerScopeExitedInAnotherFlow_Succeeds()
+    {
+        var outer = new CancelScope();
+        var inner = new CancelScope();
+        var outerHandle = outer.Enter();
+        var innerHandle = inner.Enter();
+        await Task.Run(innerHandle.Dispose);
+
+        // This flow still holds the exited inner scope as its current value; the outer scope is its innermost active one.
+        outerHandle.Dispose();
+
+        outer.IsActive.ShouldBeFalse();
+        CancelScope.Current.ShouldBeNull();
+    }
 }

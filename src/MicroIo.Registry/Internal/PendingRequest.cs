@@ -43,8 +43,9 @@ internal sealed class PendingRequest<TKey, TResult> : RequestWaiter<TResult>, IV
 
     internal override void Expire()
     {
-        // The check first spares the exception when an answer has won.
-        if (!IsCompleted && TrySetException(new TimeoutException($"Timed out waiting for the reply to request '{Key}'.")))
+        // The check first spares the exception when an answer has won. Observed: the wait that timed out throws it, so
+        // a Task made for a second wait (and never awaited) must not report it as unobserved.
+        if (!IsCompleted && Fail(new TimeoutException($"Timed out waiting for the reply to request '{Key}'."), observed: true))
         {
             RegistryMetrics.Add(RegistryMetrics.Timeouts);
         }
