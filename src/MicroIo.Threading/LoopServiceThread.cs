@@ -55,6 +55,14 @@ public class LoopServiceThread : ServiceThread
     private readonly Func<LoopServiceThread, CancellationToken, Task>? _body;
     private TaskGroup? _group;
 
+    // The execution context of the group's body (its ambient scope is the group's), in which submitted work starts, as the
+    // group's children do. Written and read on the loop thread only.
+    private ExecutionContext? _groupContext;
+
+    // Whether the body (RunAsync) has not returned yet. Written and read on the loop thread only: the body returns on the
+    // loop, so while loop code sees it running, the group cannot finish.
+    private bool _bodyRunning;
+
     /// <summary>Initializes a loop service whose body is an override of <see cref="RunAsync"/>, or, without one, a body that reports started and waits for the stop.</summary>
     /// <param name="options">The service's settings, or <see langword="null"/> for the defaults.</param>
     public LoopServiceThread(ServiceThreadOptions? options = null)
@@ -119,12 +127,7 @@ public class LoopServiceThread : ServiceThread
     public void CallSoon(Action action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        ThrowIfLoopNotStarted();
-        var item = new LoopItem(static s => ((Action)s!)(), action, context: null, reject: null);
-        if (!_loop.TryEnqueue(item, external: true))
-        {
-            throw LoopEnded();
-        }
+        Enqueue(PostedCallback.ForAction(action));
     }
 
     /// <summary>Runs a function on the loop and returns its result, blocking the caller until it has run.</summary>
@@ -156,23 +159,23 @@ public class LoopServiceThread : ServiceThread
             return func();
         }
 
-        var call = Enqueue(func);
-        if (!Waits.Wait(call.Task, timeout, TimeProvider))
+        var call = new BlockingLoopCall<T>(func, context: null);
+        Enqueue(call);
+        if (!call.Wait(timeout, TimeProvider))
         {
             if (call.TryAbandon())
             {
                 throw new TimeoutException($"The call to the loop of '{Name}' did not start within {timeout}; it will not run.");
             }
 
-            if (!call.Task.IsCompleted)
+            if (!call.IsCompleted)
             {
-                // Nobody awaits the call any more: observe its outcome so a late exception is not reported as unobserved.
-                _ = call.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                // The loop runs it to the end; its outcome, a late exception included, is dropped with the call.
                 throw new TimeoutException($"The call to the loop of '{Name}' started but did not finish within {timeout}; its result will be discarded.");
             }
         }
 
-        return call.Task.GetAwaiter().GetResult();
+        return call.GetResult();
     }
 
     /// <summary>Runs an action on the loop, blocking the caller until it has run.</summary>
@@ -187,13 +190,7 @@ public class LoopServiceThread : ServiceThread
     public void CallSync(Action action, TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(action);
-        CallSync(
-            () =>
-            {
-                action();
-                return true;
-            },
-            timeout);
+        CallSync(AsFunc(action), timeout);
     }
 
     /// <summary>Runs a function on the loop and returns a task for its result.</summary>
@@ -229,7 +226,9 @@ public class LoopServiceThread : ServiceThread
             }
         }
 
-        return Enqueue(func).WaitAsync(cancellationToken);
+        var call = new LoopCall<T>(func);
+        Enqueue(call, call.Task);
+        return call.WaitAsync(cancellationToken);
     }
 
     /// <summary>Runs an action on the loop and returns a task that completes when it has run.</summary>
@@ -242,13 +241,7 @@ public class LoopServiceThread : ServiceThread
     public Task CallSyncAsync(Action action, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(action);
-        return CallSyncAsync(
-            () =>
-            {
-                action();
-                return true;
-            },
-            cancellationToken);
+        return CallSyncAsync(AsFunc(action), cancellationToken);
     }
 
     /// <summary>Runs async work on the loop as a child of the service's task group, and returns a task for its result.</summary>
@@ -269,13 +262,8 @@ public class LoopServiceThread : ServiceThread
     public Task<T> Submit<T>(Func<CancellationToken, Task<T>> func)
     {
         ArgumentNullException.ThrowIfNull(func);
-        ThrowIfLoopNotStarted();
         var work = new SubmittedWork<T>(this, func);
-        if (!_loop.TryEnqueue(work.ToItem(context: null), external: true))
-        {
-            throw LoopEnded();
-        }
-
+        Enqueue(work, work.Task);
         return work.Task;
     }
 
@@ -289,11 +277,11 @@ public class LoopServiceThread : ServiceThread
     public Task Submit(Func<CancellationToken, Task> func)
     {
         ArgumentNullException.ThrowIfNull(func);
-        return Submit(async ct =>
+        return Submit<object?>(async ct =>
         {
             // Only the result is set after this await; the work's own awaits keep the loop.
             await func(ct).ConfigureAwait(false);
-            return true;
+            return null;
         });
     }
 
@@ -390,6 +378,8 @@ public class LoopServiceThread : ServiceThread
                 _group = group;
             }
 
+            _groupContext = ExecutionContext.Capture();
+
             // A stop that came before the group existed found nothing to cancel: it must not be lost. The scope is closed
             // before its close callback runs, so either that callback sees the group or this check sees the close.
             if (Scope.IsClosed)
@@ -397,10 +387,26 @@ public class LoopServiceThread : ServiceThread
                 group.Cancel(Scope.Reason);
             }
 
-            // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop.
-            await RunAsync(group.Token).ConfigureAwait(true);
+            // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop (and so does the flag's reset).
+            _bodyRunning = true;
+            try
+            {
+                await RunAsync(group.Token).ConfigureAwait(true);
+            }
+            finally
+            {
+                _bodyRunning = false;
+            }
         }).ConfigureAwait(false);
     }
+
+    /// <summary>Wraps an action as a function whose result nobody reads.</summary>
+    private static Func<object?> AsFunc(Action action) =>
+        () =>
+        {
+            action();
+            return null;
+        };
 
     private void OnLoopError(Exception exception)
     {
@@ -411,16 +417,25 @@ public class LoopServiceThread : ServiceThread
         }
     }
 
-    private LoopCall<T> Enqueue<T>(Func<T> func)
+    /// <summary>Queues work offered through the service's API, or throws if the loop refuses it.</summary>
+    /// <param name="item">The work.</param>
+    /// <param name="answer">
+    /// The task an async caller will await: if the loop was idle (spinning for work), the caller spins briefly for it, so
+    /// work that the loop finishes at once is awaited as a completed task rather than through a thread-pool hop.
+    /// </param>
+    private void Enqueue(LoopItem item, Task? answer = null)
     {
         ThrowIfLoopNotStarted();
-        var call = new LoopCall<T>(func);
-        if (!_loop.TryEnqueue(call.ToItem(context: null), external: true))
+        var loopIdle = _loop.IsLookingForWork;
+        if (!_loop.TryEnqueue(item, external: true))
         {
             throw LoopEnded();
         }
 
-        return call;
+        if (loopIdle && answer is not null)
+        {
+            Waits.SpinBriefly(answer);
+        }
     }
 
     private void ThrowIfLoopNotStarted()
@@ -438,24 +453,27 @@ public class LoopServiceThread : ServiceThread
 
     private ClosedResourceException LoopEnded() => new($"The event loop of '{Name}' has ended.");
 
-    /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: started in the group from the loop, its outcome handed to the caller only.</summary>
-    private sealed class SubmittedWork<T>(LoopServiceThread owner, Func<CancellationToken, Task<T>> func)
+    /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: its own queue item, started in the group from the loop, its outcome handed to the caller only.</summary>
+    /// <remarks>
+    /// While the body runs, the group cannot finish (see <see cref="_bodyRunning"/>), so the loop starts the work at once,
+    /// in the group's context, and work that completes synchronously is done without ever becoming a child; work still
+    /// running is handed to the group as a child that waits for it. Once the body has returned, the work goes through
+    /// <see cref="TaskGroup.StartSoon(Func{CancellationToken, Task})"/>, which refuses it if the group has finished.
+    /// </remarks>
+    private sealed class SubmittedWork<T>(LoopServiceThread owner, Func<CancellationToken, Task<T>> func) : LoopItem(context: null)
     {
+        private static readonly ContextCallback s_start = static s => ((SubmittedWork<T>)s!).StartNow();
+
         private readonly TaskCompletionSource<T> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TaskGroup _group = null!;
+        private Task<T>? _running;
 
         public Task<T> Task => _result.Task;
 
-        public LoopItem ToItem(ExecutionContext? context) =>
-            new(static s => ((SubmittedWork<T>)s!).StartInGroup(), this, context, ex => _result.TrySetException(ex));
-
-        private void StartInGroup()
+        public override void Invoke()
         {
-            TaskGroup? group;
-            lock (owner._groupLock)
-            {
-                group = owner._group;
-            }
-
+            // Set on the loop before the loop takes any item, and read on the loop.
+            var group = owner._group;
             if (group is null)
             {
                 _result.TrySetException(new InvalidOperationException($"The loop of '{owner.Name}' has no task group to run the work in."));
@@ -470,17 +488,61 @@ public class LoopServiceThread : ServiceThread
                 return;
             }
 
-            try
+            _group = group;
+            if (!owner._bodyRunning)
             {
-                group.StartSoon(RunAsync);
+                try
+                {
+                    group.StartSoon(RunAsChildAsync);
+                }
+                catch (InvalidOperationException)
+                {
+                    _result.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' has finished; the work did not run."));
+                }
+
+                return;
             }
-            catch (InvalidOperationException)
+
+            if (owner._groupContext is { } context)
             {
-                _result.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' has finished; the work did not run."));
+                ExecutionContext.Run(context, s_start, this);
+            }
+            else
+            {
+                StartNow();
+            }
+
+            if (_running is { IsCompleted: false })
+            {
+                // The body is still running, so the group has not finished and takes the child.
+                group.StartSoon(AwaitAsChildAsync);
             }
         }
 
-        private async Task RunAsync(CancellationToken cancellationToken)
+        public override void Abandon() => _result.TrySetException(LoopEndedBeforeRun());
+
+        /// <summary>Starts the work, and completes the caller's task at once if the work has already ended.</summary>
+        private void StartNow()
+        {
+            try
+            {
+                var running = func(_group.Token);
+                if (running.IsCompleted)
+                {
+                    SetOutcome(running);
+                }
+                else
+                {
+                    _running = running;
+                }
+            }
+            catch (Exception ex)
+            {
+                SetFailure(ex);
+            }
+        }
+
+        private async Task RunAsChildAsync(CancellationToken cancellationToken)
         {
             if (cancellationToken.IsCancellationRequested)
             {
@@ -488,22 +550,51 @@ public class LoopServiceThread : ServiceThread
                 return;
             }
 
+            try
+            {
+                _running = func(cancellationToken);
+            }
+            catch (Exception ex)
+            {
+                SetFailure(ex);
+                return;
+            }
+
+            await AwaitAsChildAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        private async Task AwaitAsChildAsync(CancellationToken cancellationToken)
+        {
             // Cancel the caller's task as soon as the group is, even if the work is slow to notice: a stop never leaves the
             // caller waiting.
             using var registration = cancellationToken.UnsafeRegister(
                 static (s, token) => ((TaskCompletionSource<T>)s!).TrySetCanceled(token),
                 _result);
-            try
+            await ((Task)_running!).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            SetOutcome(_running);
+        }
+
+        private void SetOutcome(Task<T> done)
+        {
+            if (done.IsCompletedSuccessfully)
             {
-                _result.TrySetResult(await func(cancellationToken).ConfigureAwait(false));
+                _result.TrySetResult(done.Result);
             }
-            catch (OperationCanceledException ex)
+            else
             {
-                _result.TrySetCanceled(ex.CancellationToken);
+                SetFailure(done.Exception?.InnerException ?? new TaskCanceledException(done));
             }
-            catch (Exception ex)
+        }
+
+        private void SetFailure(Exception exception)
+        {
+            if (exception is OperationCanceledException cancelled)
             {
-                _result.TrySetException(ex);
+                _result.TrySetCanceled(cancelled.CancellationToken);
+            }
+            else
+            {
+                _result.TrySetException(exception);
             }
         }
     }

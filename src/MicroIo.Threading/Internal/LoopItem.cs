@@ -1,18 +1,24 @@
 namespace MicroIo.Internal;
 
-/// <summary>One callback queued on a <see cref="LoopSynchronizationContext"/>.</summary>
+/// <summary>One piece of work queued on a <see cref="LoopSynchronizationContext"/>.</summary>
 /// <remarks>
-/// <see cref="Context"/> is the caller's execution context for work queued through the service's API (so the callback
-/// runs in the caller's logical flow, as <see cref="ThreadPool.QueueUserWorkItem(WaitCallback)"/> would run it), and
-/// <see langword="null"/> for <see cref="SynchronizationContext.Post"/>, whose await continuations restore their own.
+/// Each kind of work (a posted callback, a call whose caller waits, submitted async work) is its own subclass, so queuing
+/// it costs one object: no delegate or closure wraps it on the way into the queue.
+/// <see cref="Context"/> is the execution context the loop runs the item in, or <see langword="null"/> to run it in the
+/// loop's own (await continuations restore their own context; the service's API runs callers' work in the loop's).
 /// </remarks>
-internal sealed class LoopItem(SendOrPostCallback callback, object? state, ExecutionContext? context, Action<Exception>? reject)
+internal abstract class LoopItem(ExecutionContext? context)
 {
     public ExecutionContext? Context => context;
 
-    public void Invoke() => callback(state);
+    /// <summary>Runs the work on the loop thread.</summary>
+    public abstract void Invoke();
 
-    /// <summary>Runs the callback on the thread pool, for work that can be neither run on the loop nor refused.</summary>
+    /// <summary>Hands on an item the loop accepted but could not run: by default it runs on the thread pool.</summary>
+    /// <remarks>An item with a waiter overrides this to tell the waiter instead (the work then never runs).</remarks>
+    public virtual void Abandon() => RunElsewhere();
+
+    /// <summary>Runs the item on the thread pool, for work that can be neither run on the loop nor refused.</summary>
     public void RunElsewhere() =>
         ThreadPool.UnsafeQueueUserWorkItem(
             static s =>
@@ -30,16 +36,6 @@ internal sealed class LoopItem(SendOrPostCallback callback, object? state, Execu
             this,
             preferLocal: false);
 
-    /// <summary>Hands on an item the loop accepted but could not run: its waiter is told, or else it runs elsewhere.</summary>
-    public void Abandon()
-    {
-        if (reject is not null)
-        {
-            reject(new ClosedResourceException("The event loop ended before it could run the callback."));
-        }
-        else
-        {
-            RunElsewhere();
-        }
-    }
+    /// <summary>Makes a fresh exception for a waiter whose work the loop ended without running.</summary>
+    protected static ClosedResourceException LoopEndedBeforeRun() => new("The event loop ended before it could run the callback.");
 }

@@ -24,6 +24,10 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
 {
     private static readonly ContextCallback s_invokeItem = static s => ((LoopItem)s!).Invoke();
 
+    // SpinWait.SpinOnce rounds the loop spends looking for work before it sleeps: work offered right after the last item
+    // (the next call of a caller that just got its answer) is then taken without waking a sleeping thread.
+    private const int Spins = 35;
+
     // Monitor (not System.Threading.Lock) because the loop thread sleeps with Monitor.Wait until work arrives.
     private readonly object _lock = new();
     private readonly Queue<LoopItem> _queue = new();
@@ -32,6 +36,15 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
     private int _operations;
     private bool _externalClosed;
     private bool _closed;
+
+    // The queue's length, written under the lock and read without it while the loop spins.
+    private int _queued;
+
+    // Set under the lock while the loop thread sleeps in Monitor.Wait: only then does new work (or a reason to end) pulse.
+    private bool _sleeping;
+
+    // Set while the loop thread spins for work: work offered then is taken at once.
+    private bool _looking;
 
     /// <summary>Initializes a loop; <paramref name="onError"/> receives every exception a callback throws, or, when null, such an exception ends the loop.</summary>
     public LoopSynchronizationContext(Action<Exception>? onError)
@@ -48,6 +61,10 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
             return id != 0 && id == Environment.CurrentManagedThreadId;
         }
     }
+
+    /// <summary>Gets a value indicating whether the loop thread is spinning for work, so that work offered now is taken at once.</summary>
+    /// <remarks>A hint, read without the lock: a caller may use it to decide whether waiting briefly for a quick answer is worth it.</remarks>
+    public bool IsLookingForWork => Volatile.Read(ref _looking);
 
     /// <summary>Gets a value indicating whether the loop has ended and accepts no more callbacks.</summary>
     public bool IsClosed
@@ -69,7 +86,7 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
     public override void Post(SendOrPostCallback d, object? state)
     {
         ArgumentNullException.ThrowIfNull(d);
-        var item = new LoopItem(d, state, context: null, reject: null);
+        var item = new PostedCallback(d, state);
         if (!TryEnqueue(item, external: false))
         {
             item.RunElsewhere();
@@ -88,17 +105,20 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
             return;
         }
 
-        var call = new LoopCall<bool>(() =>
-        {
-            d(state);
-            return true;
-        });
-        if (!TryEnqueue(call.ToItem(ExecutionContext.Capture()), external: false))
+        var call = new BlockingLoopCall<object?>(
+            () =>
+            {
+                d(state);
+                return null;
+            },
+            ExecutionContext.Capture());
+        if (!TryEnqueue(call, external: false))
         {
             throw new ClosedResourceException("The event loop has ended; it cannot run the callback.");
         }
 
-        call.Task.GetAwaiter().GetResult();
+        call.Wait(Timeout.InfiniteTimeSpan, TimeProvider.System);
+        call.GetResult();
     }
 
     /// <inheritdoc/>
@@ -119,7 +139,7 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
         lock (_lock)
         {
             _operations--;
-            Monitor.PulseAll(_lock);
+            WakeLocked();
         }
     }
 
@@ -139,7 +159,8 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
             }
 
             _queue.Enqueue(item);
-            Monitor.PulseAll(_lock);
+            _queued = _queue.Count;
+            WakeLocked();
             return true;
         }
     }
@@ -187,37 +208,8 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
 
     private void RunLoop(Task main)
     {
-        while (true)
+        while (Next(main) is { } item)
         {
-            LoopItem item;
-            lock (_lock)
-            {
-                while (true)
-                {
-                    var idle = main.IsCompleted && _operations <= 0;
-                    if (idle)
-                    {
-                        // Work offered from outside is refused from now on; what was accepted before still runs below.
-                        _externalClosed = true;
-                    }
-
-                    if (_queue.Count > 0)
-                    {
-                        item = _queue.Dequeue();
-                        break;
-                    }
-
-                    if (idle)
-                    {
-                        // Decided under the lock that TryEnqueue takes, with the queue empty: nothing accepted is left unrun.
-                        _closed = true;
-                        return;
-                    }
-
-                    Monitor.Wait(_lock);
-                }
-            }
-
             try
             {
                 if (item.Context is { } context)
@@ -244,11 +236,75 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
         }
     }
 
+    /// <summary>Takes the next item, spinning briefly and then sleeping until one comes; returns null once the loop has ended.</summary>
+    private LoopItem? Next(Task main)
+    {
+        var spinner = default(SpinWait);
+        while (true)
+        {
+            // Spin first, outside the lock, while nothing is queued and the main task runs (both read without the lock, and
+            // decided again under it): a caller that offers work meanwhile takes the lock uncontended, and the loop takes the
+            // work at once instead of being woken.
+            if (spinner.Count < Spins && Volatile.Read(ref _queued) == 0 && !main.IsCompleted)
+            {
+                Volatile.Write(ref _looking, true);
+                do
+                {
+                    spinner.SpinOnce(sleep1Threshold: -1);
+                }
+                while (spinner.Count < Spins && Volatile.Read(ref _queued) == 0);
+            }
+
+            lock (_lock)
+            {
+                _looking = false;
+                var idle = main.IsCompleted && _operations <= 0;
+                if (idle)
+                {
+                    // Work offered from outside is refused from now on; what was accepted before still runs.
+                    _externalClosed = true;
+                }
+
+                if (_queue.TryDequeue(out var item))
+                {
+                    _queued = _queue.Count;
+                    return item;
+                }
+
+                if (idle)
+                {
+                    // Decided under the lock that TryEnqueue takes, with the queue empty: nothing accepted is left unrun.
+                    _closed = true;
+                    return null;
+                }
+
+                _sleeping = true;
+                try
+                {
+                    Monitor.Wait(_lock);
+                }
+                finally
+                {
+                    _sleeping = false;
+                }
+            }
+        }
+    }
+
+    /// <summary>Wakes the loop thread if it sleeps; called under the lock, after a change that may give it work or let it end.</summary>
+    private void WakeLocked()
+    {
+        if (_sleeping)
+        {
+            Monitor.Pulse(_lock);
+        }
+    }
+
     private void Wake()
     {
         lock (_lock)
         {
-            Monitor.PulseAll(_lock);
+            WakeLocked();
         }
     }
 
@@ -262,6 +318,7 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
             _closed = true;
             left = [.. _queue];
             _queue.Clear();
+            _queued = 0;
         }
 
         foreach (var item in left)

@@ -55,6 +55,20 @@ internal static class Waits
         }
     }
 
+    /// <summary>Spins on the calling thread, never yielding its core, until the task completes or a few microseconds have passed.</summary>
+    /// <remarks>
+    /// For work just handed to a loop that was idle and spinning for work: if it completes at once, the caller's await then
+    /// finds the task done and goes on inline, instead of paying a thread-pool hop for the continuation.
+    /// </remarks>
+    public static void SpinBriefly(Task task)
+    {
+        var spinner = default(SpinWait);
+        while (!task.IsCompleted && !spinner.NextSpinWillYield)
+        {
+            spinner.SpinOnce();
+        }
+    }
+
     /// <summary>Gets the time left until a deadline taken with <see cref="TimeProvider.GetTimestamp"/>, never negative.</summary>
     public static TimeSpan Remaining(TimeProvider timeProvider, long start, TimeSpan timeout)
     {

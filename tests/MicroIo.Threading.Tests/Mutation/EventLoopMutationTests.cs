@@ -1,0 +1,211 @@
+using MicroIo.Internal;
+
+namespace MicroIo.Tests.Mutation;
+
+/// <summary>
+/// The loop itself (found by Stryker survivors): its argument checks, Send from either side, what it accepts while it is
+/// ending, async void bookkeeping, and what happens to queued work when a callback's exception ends it.
+/// </summary>
+public sealed class EventLoopMutationTests
+{
+    private static readonly TimeSpan s_bound = TimeSpan.FromSeconds(10);
+    private static readonly AsyncLocal<string?> s_callerValue = new();
+
+    [Fact]
+    public void PostAndSend_NullCallback_ThrowAtTheCallAndTheLoopGoesOn()
+    {
+        Exception? post = null;
+        Exception? send = null;
+
+        var result = EventLoop.Run(async () =>
+        {
+            var loop = SynchronizationContext.Current!;
+            post = Record.Exception(() => loop.Post(null!, null));
+            send = await Task.Run(() => Record.Exception(() => loop.Send(null!, null)));
+            await Task.Yield();
+            return 7;
+        });
+
+        post.ShouldBeOfType<ArgumentNullException>();
+        send.ShouldBeOfType<ArgumentNullException>();
+        result.ShouldBe(7);
+    }
+
+    [Fact]
+    public void Send_OnTheLoopThread_RunsInlineBeforeItReturns()
+    {
+        var loopThread = Environment.CurrentManagedThreadId;
+        var ranOn = 0;
+        var ranBeforeReturn = false;
+
+        EventLoop.Run(() =>
+        {
+            SynchronizationContext.Current!.Send(_ => ranOn = Environment.CurrentManagedThreadId, null);
+            ranBeforeReturn = ranOn != 0;
+            return Task.CompletedTask;
+        });
+
+        ranBeforeReturn.ShouldBeTrue();
+        ranOn.ShouldBe(loopThread);
+    }
+
+    [Fact]
+    public void Send_FromAnotherThread_ReturnsAfterTheCallbackRanInTheCallersContextAndRethrowsItsException()
+    {
+        var boom = new InvalidDataException("send failed");
+        string? seen = null;
+        var ranBeforeReturn = false;
+        Exception? thrown = null;
+
+        EventLoop.Run(async () =>
+        {
+            var loop = SynchronizationContext.Current!;
+            await Task.Run(() =>
+            {
+                s_callerValue.Value = "caller";
+                var ran = false;
+                loop.Send(_ =>
+                {
+                    seen = s_callerValue.Value;
+                    ran = true;
+                }, null);
+                ranBeforeReturn = ran;
+                thrown = Record.Exception(() => loop.Send(_ => throw boom, null));
+            });
+        });
+
+        ranBeforeReturn.ShouldBeTrue();
+        seen.ShouldBe("caller");
+        thrown.ShouldBeSameAs(boom);
+    }
+
+    [Fact]
+    public async Task Send_FromAnotherThreadAfterTheLoopEnded_ThrowsClosedResource()
+    {
+        SynchronizationContext? loop = null;
+        EventLoop.Run(() =>
+        {
+            loop = SynchronizationContext.Current;
+            return Task.CompletedTask;
+        });
+        var ran = false;
+
+        Exception? thrown = null;
+
+        // A thread of its own: a pool thread could be the one that ran the loop, where Send runs inline.
+        await DedicatedThread.Run(() => thrown = Record.Exception(() => loop!.Send(_ => ran = true, null)));
+
+        thrown.ShouldBeOfType<ClosedResourceException>();
+        ran.ShouldBeFalse();
+    }
+
+    [Fact]
+    public void Run_Twice_ThrowsInvalidOperation()
+    {
+        var loop = new LoopSynchronizationContext(onError: null);
+        loop.Run(() => Task.CompletedTask);
+
+        Should.Throw<InvalidOperationException>(() => loop.Run(() => Task.CompletedTask));
+        loop.IsClosed.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Ending_RefusesExternalWorkButRunsContinuationsOfWorkAlreadyOnIt()
+    {
+        var loop = new LoopSynchronizationContext(onError: null);
+        var loopThread = Environment.CurrentManagedThreadId;
+        bool? externalAccepted = null;
+        var continuationRanOn = 0;
+
+        loop.Run(() =>
+        {
+            // The main task is done at once, so the loop is ending when this callback runs.
+            loop.Post(
+                _ =>
+                {
+                    externalAccepted = loop.TryEnqueue(new PostedCallback(_ => { }, null), external: true);
+                    loop.Post(_ => continuationRanOn = Environment.CurrentManagedThreadId, null);
+                },
+                null);
+            return Task.CompletedTask;
+        });
+
+        externalAccepted.ShouldBe(false);
+        continuationRanOn.ShouldBe(loopThread);
+    }
+
+    [Fact]
+    public async Task Run_AsyncVoidCompletingOnAnotherThread_WakesTheLoopWhichThenEnds()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var finished = false;
+        Thread? loopThread = null;
+
+        var run = DedicatedThread.Run(() => EventLoop.Run(() =>
+        {
+            loopThread = Thread.CurrentThread;
+            CompleteElsewhere(release.Task, () => finished = true);
+            return Task.CompletedTask;
+        }));
+
+        // The loop must wait for the async void method: it sleeps until that method completes on another thread.
+        SpinWait.SpinUntil(() => loopThread is { } t && (t.ThreadState & ThreadState.WaitSleepJoin) != 0, s_bound).ShouldBeTrue();
+        run.IsCompleted.ShouldBeFalse();
+        release.SetResult();
+
+        await run.WaitAsync(s_bound);
+        finished.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task Run_CallbackThrows_QueuedCallbacksRunElsewhereAndNothingIsLost()
+    {
+        var boom = new InvalidDataException("callback failed");
+        var later = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var thrown = Should.Throw<InvalidDataException>(() => EventLoop.Run(async () =>
+        {
+            var loop = SynchronizationContext.Current!;
+            loop.Post(_ => throw boom, null);
+            loop.Post(_ => later.SetResult(), null);
+            await new TaskCompletionSource().Task;
+        }));
+
+        thrown.ShouldBeSameAs(boom);
+        await later.Task.WaitAsync(s_bound);
+    }
+
+    [Fact]
+    public void Run_CallbackReplacesTheSynchronizationContext_TheNextCallbackStillSeesTheLoop()
+    {
+        SynchronizationContext? seenByNext = null;
+        SynchronizationContext? loop = null;
+
+        EventLoop.Run(() =>
+        {
+            loop = SynchronizationContext.Current!;
+            loop.Post(_ => SynchronizationContext.SetSynchronizationContext(null), null);
+            loop.Post(_ => seenByNext = SynchronizationContext.Current, null);
+            return Task.CompletedTask;
+        });
+
+        seenByNext.ShouldNotBeNull();
+        seenByNext.ShouldBeSameAs(loop);
+    }
+
+    [Fact]
+    public void Abandon_PostedCallback_RunsOnTheThreadPool()
+    {
+        using var ran = new ManualResetEventSlim();
+
+        new PostedCallback(_ => ran.Set(), null).Abandon();
+
+        ran.Wait(s_bound).ShouldBeTrue();
+    }
+
+    private static async void CompleteElsewhere(Task gate, Action action)
+    {
+        await gate.ConfigureAwait(false);
+        action();
+    }
+}
