@@ -55,14 +55,6 @@ public class LoopServiceThread : ServiceThread
     private readonly Func<LoopServiceThread, CancellationToken, Task>? _body;
     private TaskGroup? _group;
 
-    // The execution context of the group's body (its ambient scope is the group's), in which submitted work starts, as the
-    // group's children do. Written and read on the loop thread only.
-    private ExecutionContext? _groupContext;
-
-    // Whether the body (RunAsync) has not returned yet. Written and read on the loop thread only: the body returns on the
-    // loop, so while loop code sees it running, the group cannot finish.
-    private bool _bodyRunning;
-
     /// <summary>Initializes a loop service whose body is an override of <see cref="RunAsync"/>, or, without one, a body that reports started and waits for the stop.</summary>
     /// <param name="options">The service's settings, or <see langword="null"/> for the defaults.</param>
     public LoopServiceThread(ServiceThreadOptions? options = null)
@@ -161,7 +153,19 @@ public class LoopServiceThread : ServiceThread
 
         var call = new BlockingLoopCall<T>(func, context: null);
         Enqueue(call);
-        if (!call.Wait(timeout, TimeProvider))
+        bool answered;
+        try
+        {
+            answered = call.Wait(timeout, TimeProvider);
+        }
+        catch
+        {
+            // A thread interrupt, say: the caller is told the call failed, so a call that has not started must not run.
+            call.TryAbandon();
+            throw;
+        }
+
+        if (!answered)
         {
             if (call.TryAbandon())
             {
@@ -204,7 +208,9 @@ public class LoopServiceThread : ServiceThread
     /// <remarks>
     /// The asynchronous twin of <see cref="CallSync{T}(Func{T}, TimeSpan)"/>, with <see cref="Task.Run(Func{Task}, CancellationToken)"/>'s
     /// cancellation rule: a call cancelled before it started never runs. Called on the loop thread, the function runs inline.
-    /// The task's continuations never run inline on the loop.
+    /// The task's continuations never run inline on the loop. When the loop was idle, the caller spins for a few
+    /// microseconds before returning, so a function the loop answers at once is awaited as a completed task, without a
+    /// thread-pool hop.
     /// </remarks>
     public Task<T> CallSyncAsync<T>(Func<T> func, CancellationToken cancellationToken = default)
     {
@@ -263,7 +269,7 @@ public class LoopServiceThread : ServiceThread
     {
         ArgumentNullException.ThrowIfNull(func);
         var work = new SubmittedWork<T>(this, func);
-        Enqueue(work, work.Task);
+        Enqueue(work);
         return work.Task;
     }
 
@@ -378,8 +384,6 @@ public class LoopServiceThread : ServiceThread
                 _group = group;
             }
 
-            _groupContext = ExecutionContext.Capture();
-
             // A stop that came before the group existed found nothing to cancel: it must not be lost. The scope is closed
             // before its close callback runs, so either that callback sees the group or this check sees the close.
             if (Scope.IsClosed)
@@ -387,16 +391,8 @@ public class LoopServiceThread : ServiceThread
                 group.Cancel(Scope.Reason);
             }
 
-            // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop (and so does the flag's reset).
-            _bodyRunning = true;
-            try
-            {
-                await RunAsync(group.Token).ConfigureAwait(true);
-            }
-            finally
-            {
-                _bodyRunning = false;
-            }
+            // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop.
+            await RunAsync(group.Token).ConfigureAwait(true);
         }).ConfigureAwait(false);
     }
 
@@ -455,17 +451,12 @@ public class LoopServiceThread : ServiceThread
 
     /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: its own queue item, started in the group from the loop, its outcome handed to the caller only.</summary>
     /// <remarks>
-    /// While the body runs, the group cannot finish (see <see cref="_bodyRunning"/>), so the loop starts the work at once,
-    /// in the group's context, and work that completes synchronously is done without ever becoming a child; work still
-    /// running is handed to the group as a child that waits for it. Once the body has returned, the work goes through
-    /// <see cref="TaskGroup.StartSoon(Func{CancellationToken, Task})"/>, which refuses it if the group has finished.
+    /// The work always runs as a child of the group, through <see cref="TaskGroup.StartSoon(Func{CancellationToken, Task})"/>,
+    /// which refuses it once the group has finished; so the group never ends while submitted work runs.
     /// </remarks>
     private sealed class SubmittedWork<T>(LoopServiceThread owner, Func<CancellationToken, Task<T>> func) : LoopItem(context: null)
     {
-        private static readonly ContextCallback s_start = static s => ((SubmittedWork<T>)s!).StartNow();
-
         private readonly TaskCompletionSource<T> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private TaskGroup _group = null!;
         private Task<T>? _running;
 
         public Task<T> Task => _result.Task;
@@ -488,59 +479,19 @@ public class LoopServiceThread : ServiceThread
                 return;
             }
 
-            _group = group;
-            if (!owner._bodyRunning)
+            // Always a child of the group, reserved before the work runs: work started first could let the body (and so
+            // the group) finish inline, leaving the work outside the group and its caller waiting.
+            try
             {
-                try
-                {
-                    group.StartSoon(RunAsChildAsync);
-                }
-                catch (InvalidOperationException)
-                {
-                    _result.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' has finished; the work did not run."));
-                }
-
-                return;
+                group.StartSoon(RunAsChildAsync);
             }
-
-            if (owner._groupContext is { } context)
+            catch (InvalidOperationException)
             {
-                ExecutionContext.Run(context, s_start, this);
-            }
-            else
-            {
-                StartNow();
-            }
-
-            if (_running is { IsCompleted: false })
-            {
-                // The body is still running, so the group has not finished and takes the child.
-                group.StartSoon(AwaitAsChildAsync);
+                _result.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' has finished; the work did not run."));
             }
         }
 
         public override void Abandon() => _result.TrySetException(LoopEndedBeforeRun());
-
-        /// <summary>Starts the work, and completes the caller's task at once if the work has already ended.</summary>
-        private void StartNow()
-        {
-            try
-            {
-                var running = func(_group.Token);
-                if (running.IsCompleted)
-                {
-                    SetOutcome(running);
-                }
-                else
-                {
-                    _running = running;
-                }
-            }
-            catch (Exception ex)
-            {
-                SetFailure(ex);
-            }
-        }
 
         private async Task RunAsChildAsync(CancellationToken cancellationToken)
         {

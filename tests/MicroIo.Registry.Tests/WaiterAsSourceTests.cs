@@ -389,28 +389,7 @@ public class WaiterAsSourceTests
     [Fact]
     public void FailAllAndClose_TaskReadLaterOrBefore_LeaveNoUnobservedTaskException()
     {
-        var unobserved = 0;
-        EventHandler<UnobservedTaskExceptionEventArgs> handler = (_, e) =>
-        {
-            if (e.Exception.InnerExceptions.Any(x => x.Message.StartsWith("waiter-probe", StringComparison.Ordinal)))
-            {
-                Interlocked.Increment(ref unobserved);
-            }
-        };
-        TaskScheduler.UnobservedTaskException += handler;
-        try
-        {
-            Fill();
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            GC.Collect();
-
-            unobserved.ShouldBe(0);
-        }
-        finally
-        {
-            TaskScheduler.UnobservedTaskException -= handler;
-        }
+        UnobservedTaskExceptions.Collect(Fill).ShouldNotContain(x => x.Message.StartsWith("waiter-probe", StringComparison.Ordinal));
 
         static void Fill()
         {
@@ -442,31 +421,8 @@ public class WaiterAsSourceTests
     {
         // Only failures that the registry hands to everyone are marked observed; a single failure read as a task and
         // dropped is the reader's to observe, as with any task.
-        var unobserved = 0;
-        EventHandler<UnobservedTaskExceptionEventArgs> handler = (_, e) =>
-        {
-            if (e.Exception.InnerExceptions.Any(x => x.Message.StartsWith("single-probe", StringComparison.Ordinal)))
-            {
-                Interlocked.Increment(ref unobserved);
-            }
-        };
-        TaskScheduler.UnobservedTaskException += handler;
-        try
-        {
-            for (var round = 0; round < 5 && Volatile.Read(ref unobserved) == 0; round++)
-            {
-                Fill();
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-                GC.Collect();
-            }
-
-            unobserved.ShouldBeGreaterThan(0);
-        }
-        finally
-        {
-            TaskScheduler.UnobservedTaskException -= handler;
-        }
+        static bool Single(Exception x) => x.Message.StartsWith("single-probe", StringComparison.Ordinal);
+        UnobservedTaskExceptions.Collect(Fill, seen => seen.Any(Single), rounds: 5).Any(Single).ShouldBeTrue();
 
         static void Fill()
         {
@@ -483,38 +439,11 @@ public class WaiterAsSourceTests
     [Fact]
     public void HandleFailAndDirectFailure_TaskReadAndDropped_AreReportedAsUnobserved()
     {
-        var unobservedByHandle = 0;
-        var unobservedDirect = 0;
-        EventHandler<UnobservedTaskExceptionEventArgs> handler = (_, e) =>
-        {
-            if (e.Exception.InnerExceptions.Any(x => x.Message.StartsWith("handle-probe", StringComparison.Ordinal)))
-            {
-                Interlocked.Increment(ref unobservedByHandle);
-            }
-
-            if (e.Exception.InnerExceptions.Any(x => x.Message.StartsWith("direct-probe", StringComparison.Ordinal)))
-            {
-                Interlocked.Increment(ref unobservedDirect);
-            }
-        };
-        TaskScheduler.UnobservedTaskException += handler;
-        try
-        {
-            for (var round = 0; round < 5 && (Volatile.Read(ref unobservedByHandle) == 0 || Volatile.Read(ref unobservedDirect) == 0); round++)
-            {
-                Fill();
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-                GC.Collect();
-            }
-
-            unobservedByHandle.ShouldBeGreaterThan(0);
-            unobservedDirect.ShouldBeGreaterThan(0);
-        }
-        finally
-        {
-            TaskScheduler.UnobservedTaskException -= handler;
-        }
+        static bool ByHandle(Exception x) => x.Message.StartsWith("handle-probe", StringComparison.Ordinal);
+        static bool Direct(Exception x) => x.Message.StartsWith("direct-probe", StringComparison.Ordinal);
+        var seen = UnobservedTaskExceptions.Collect(Fill, seen => seen.Any(ByHandle) && seen.Any(Direct), rounds: 5);
+        seen.Any(ByHandle).ShouldBeTrue();
+        seen.Any(Direct).ShouldBeTrue();
 
         static void Fill()
         {
@@ -797,29 +726,7 @@ public class WaiterAsSourceTests
     {
         // A unique key, so that only this test's timeout matches, whatever other tests leave for the finalizer.
         var key = Guid.NewGuid().ToString();
-        var unobserved = 0;
-        EventHandler<UnobservedTaskExceptionEventArgs> handler = (_, e) =>
-        {
-            if (e.Exception.InnerExceptions.Any(x => x.Message.Contains(key, StringComparison.Ordinal)))
-            {
-                Interlocked.Increment(ref unobserved);
-            }
-        };
-        TaskScheduler.UnobservedTaskException += handler;
-        try
-        {
-            TimeOutWithAnUnawaitedTask(key);
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-        }
-        finally
-        {
-            TaskScheduler.UnobservedTaskException -= handler;
-        }
-
-        Volatile.Read(ref unobserved).ShouldBe(0);
+        UnobservedTaskExceptions.Collect(() => TimeOutWithAnUnawaitedTask(key)).ShouldNotContain(x => x.Message.Contains(key, StringComparison.Ordinal));
     }
 
     // ---- outcomes ----

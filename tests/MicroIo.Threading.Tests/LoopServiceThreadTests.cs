@@ -394,6 +394,40 @@ public class LoopServiceThreadTests
     }
 
     [Fact]
+    public async Task Submit_WorkThatLetsTheBodyReturnInline_StaysInTheGroupUntilItEnds()
+    {
+        // Not RunContinuationsAsynchronously: completing it on the loop runs the body's continuation inline, so the body
+        // returns while the submitted work is still running. The work must still belong to the group.
+        var bodyMayReturn = new TaskCompletionSource();
+        var finishWork = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var service = new LoopServiceThread(async (s, ct) =>
+        {
+            s.Started();
+            await bodyMayReturn.Task;
+        });
+        service.Start();
+        service.WaitStarted(s_bound);
+
+        var group = service.TaskGroup;
+        var work = service.Submit(_ =>
+        {
+            bodyMayReturn.TrySetResult();
+
+            // The body has returned; give the group every chance to (wrongly) finish while this work still runs. Bounded,
+            // as the group must in fact never finish here: the work is its child.
+            SpinWait.SpinUntil(() => group.IsFinished, TimeSpan.FromMilliseconds(200));
+            group.IsFinished.ShouldBeFalse();
+            return finishWork.Task;
+        });
+        await bodyMayReturn.Task.WaitAsync(s_bound);
+        finishWork.SetResult(5);
+
+        (await work.WaitAsync(s_bound)).ShouldBe(5);
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task Submit_ServiceStops_TaskEndsCancelled()
     {
         var (service, _) = StartDefault();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
 namespace MicroIo.Internal;
@@ -42,7 +43,9 @@ internal sealed class BlockingLoopCall<T>(Func<T> func, ExecutionContext? contex
             return false;
         }
 
-        var start = Environment.TickCount64;
+        // Stopwatch time, not Environment.TickCount64: the tick count moves in steps of several milliseconds on Linux,
+        // which would end a short timeout early or late by a whole step.
+        var start = Stopwatch.GetTimestamp();
         // Spins as Task.Wait does before it blocks: busy at first, then yielding the core (to the loop thread, when they
         // share one), so a loop that answers within microseconds never has to wake the caller.
         var spinner = default(SpinWait);
@@ -57,7 +60,7 @@ internal sealed class BlockingLoopCall<T>(Func<T> func, ExecutionContext? contex
 
         if (timeout == Timeout.InfiniteTimeSpan || ReferenceEquals(timeProvider, TimeProvider.System))
         {
-            return Sleep(timeout == Timeout.InfiniteTimeSpan ? -1 : start + (long)timeout.TotalMilliseconds);
+            return Sleep(timeout == Timeout.InfiniteTimeSpan ? -1 : start + (long)(timeout.TotalSeconds * Stopwatch.Frequency));
         }
 
         // Another clock (a fake one in tests) decides when the wait expires: its timer wakes the caller.
@@ -106,7 +109,7 @@ internal sealed class BlockingLoopCall<T>(Func<T> func, ExecutionContext? contex
         }
     }
 
-    /// <summary>Sleeps until the outcome is there, the deadline (a <see cref="Environment.TickCount64"/>, or -1 for none) passes, or the timer expires the wait.</summary>
+    /// <summary>Sleeps until the outcome is there, the deadline (a <see cref="Stopwatch.GetTimestamp"/> value, or -1 for none) passes, or the timer expires the wait.</summary>
     private bool Sleep(long deadline)
     {
         lock (this)
@@ -125,13 +128,14 @@ internal sealed class BlockingLoopCall<T>(Func<T> func, ExecutionContext? contex
                     continue;
                 }
 
-                var left = deadline - Environment.TickCount64;
+                var left = deadline - Stopwatch.GetTimestamp();
                 if (left <= 0)
                 {
                     return false;
                 }
 
-                Monitor.Wait(this, (int)Math.Min(left, int.MaxValue));
+                // Rounded up: a wait of less than a millisecond still waits, instead of returning before the deadline.
+                Monitor.Wait(this, (int)Math.Min(Math.Ceiling(left * 1000.0 / Stopwatch.Frequency), int.MaxValue));
             }
 
             return true;
