@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.ExceptionServices;
 
 namespace MicroIo;
@@ -40,13 +41,19 @@ public sealed class TaskGroup
 {
     private static readonly TaskGroupOptions s_defaults = new();
 
+    // _count holds the body (this bit, until the body has ended) plus one for every child that has not finished. Zero
+    // means the group has finished: it never leaves zero, because Reserve refuses to add to it. Children are counted
+    // with interlocked operations only, so starting and ending a child takes no lock.
+    private const int BodyHeld = 1 << 30;
+    private const int ChildMask = BodyHeld - 1;
+
     private readonly Lock _lock = new();
     private readonly CancelScope _scope;
     private readonly TaskGroupMode _mode;
-    private readonly WorkTracker _children = new();
     private readonly List<Exception> _errors = [];
     private readonly SynchronizationContext? _owner;
-    private bool _finished;
+    private int _count = BodyHeld;
+    private TaskCompletionSource? _finishedSource;
     private bool _childCancelled;
 
     private TaskGroup(TaskGroupOptions options, SynchronizationContext? owner)
@@ -63,19 +70,10 @@ public sealed class TaskGroup
     public CancellationToken Token => _scope.Token;
 
     /// <summary>Gets the number of children that have not finished yet.</summary>
-    public int RunningCount => _children.Count;
+    public int RunningCount => Volatile.Read(ref _count) & ChildMask;
 
     /// <summary>Gets a value indicating whether the group has ended, after which no child can be started.</summary>
-    public bool IsFinished
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _finished;
-            }
-        }
-    }
+    public bool IsFinished => Volatile.Read(ref _count) == 0;
 
     /// <summary>Runs a body with a new fail-fast group and returns once the body and every child have finished.</summary>
     /// <param name="body">The code that starts children; it receives the group.</param>
@@ -152,13 +150,22 @@ public sealed class TaskGroup
         // One small work item per child, run in the spawner's execution context as QueueUserWorkItem would run it: no
         // closure, no delegate and no boxed state per child.
         var work = new ChildWorkItem(this, child, ExecutionContext.Capture());
-        if (_owner is { } owner)
+        try
         {
-            owner.Post(ChildWorkItem.Callback, work);
+            if (_owner is { } owner)
+            {
+                owner.Post(ChildWorkItem.Callback, work);
+            }
+            else
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
+            }
         }
-        else
+        catch
         {
-            ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
+            // The child will never run: give its place back, or the group would wait for it forever.
+            Done();
+            throw;
         }
     }
 
@@ -177,11 +184,22 @@ public sealed class TaskGroup
     public Task<T> StartAsync<T>(Func<TaskReadiness<T>, CancellationToken, Task> child, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(child);
-        Reserve(throwIfCancelled: cancellationToken);
+        Reserve(cancellationToken);
 
         var starter = new StarterLink(CancelScope.Current?.Token ?? CancellationToken.None, cancellationToken);
         var readiness = new TaskReadiness<T>(starter.MoveToGroup);
-        Launch(() => RunStartedChildAsync(child, readiness, starter));
+        try
+        {
+            Launch(() => RunStartedChildAsync(child, readiness, starter));
+        }
+        catch
+        {
+            // The child will never run: drop its links to the starter and give its place back.
+            starter.MoveToGroup();
+            Done();
+            throw;
+        }
+
         return readiness.Ready;
     }
 
@@ -235,7 +253,12 @@ public sealed class TaskGroup
             CancelGroup("the body failed");
         }
 
-        await WaitForChildrenAsync().ConfigureAwait(false);
+        // The body lets go of the group; whoever brings the count to zero declares it finished.
+        if (Interlocked.Add(ref _count, -BodyHeld) != 0)
+        {
+            await FinishedSource().Task.ConfigureAwait(false);
+        }
+
         _scope.Exit();
 
         List<Exception> errors;
@@ -269,46 +292,80 @@ public sealed class TaskGroup
         return result;
     }
 
-    private async Task WaitForChildrenAsync()
+    [DoesNotReturn]
+    private static void ThrowFinished() =>
+        throw new InvalidOperationException("The task group has finished; no child can be started in it.");
+
+    [DoesNotReturn]
+    private static void ThrowTooManyChildren() =>
+        throw new InvalidOperationException("The task group has too many children running to start another.");
+
+    /// <summary>Counts a child in, unless the group has finished.</summary>
+    private void Reserve()
     {
+        var count = Volatile.Read(ref _count);
         while (true)
         {
-            await _children.WaitIdleAsync().ConfigureAwait(false);
-            lock (_lock)
+            // Added only to a count above zero, in one atomic step: no child can slip in after the group is finished.
+            if (count == 0)
             {
-                // Checked under the lock that Reserve takes, so no child can slip in after the group is declared finished.
-                if (_children.Count == 0)
-                {
-                    _finished = true;
-                    return;
-                }
+                ThrowFinished();
             }
+
+            if ((count & ChildMask) == ChildMask)
+            {
+                ThrowTooManyChildren();
+            }
+
+            var seen = Interlocked.CompareExchange(ref _count, count + 1, count);
+            if (seen == count)
+            {
+                return;
+            }
+
+            count = seen;
         }
     }
 
-    private void Reserve(CancellationToken? throwIfCancelled = null)
+    /// <summary>Counts in a child that a starter will wait for, unless the group has finished or the starter is cancelled.</summary>
+    private void Reserve(CancellationToken callerToken)
     {
-        lock (_lock)
+        // A finished group says so, even to a cancelled starter.
+        if (IsFinished)
         {
-            if (_finished)
-            {
-                throw new InvalidOperationException("The task group has finished; no child can be started in it.");
-            }
-
-            if (throwIfCancelled is { } callerToken)
-            {
-                // A starter must not wait for a child that is cancelled before it can run.
-                callerToken.ThrowIfCancellationRequested();
-                if (CancelScope.Current is { IsCancellationRequested: true } current)
-                {
-                    current.Token.ThrowIfCancellationRequested();
-                }
-
-                _scope.Token.ThrowIfCancellationRequested();
-            }
-
-            _children.Add();
+            ThrowFinished();
         }
+
+        // A starter must not wait for a child that is cancelled before it can run.
+        callerToken.ThrowIfCancellationRequested();
+        if (CancelScope.Current is { IsCancellationRequested: true } current)
+        {
+            current.Token.ThrowIfCancellationRequested();
+        }
+
+        _scope.Token.ThrowIfCancellationRequested();
+        Reserve();
+    }
+
+    /// <summary>Records that a child has ended; the last one out, after the body, finishes the group.</summary>
+    private void Done()
+    {
+        if (Interlocked.Decrement(ref _count) == 0)
+        {
+            FinishedSource().TrySetResult();
+        }
+    }
+
+    /// <summary>Gets the source the body waits on for its last children, made only when a group has some to wait for.</summary>
+    private TaskCompletionSource FinishedSource()
+    {
+        if (Volatile.Read(ref _finishedSource) is { } source)
+        {
+            return source;
+        }
+
+        var created = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return Interlocked.CompareExchange(ref _finishedSource, created, null) ?? created;
     }
 
     private void Launch(Func<Task> run)
@@ -338,6 +395,62 @@ public sealed class TaskGroup
         }
     }
 
+    /// <summary>Runs a child inside a captured execution context, which <see cref="ExecutionContext.Run"/> restores afterwards.</summary>
+    /// <remarks>
+    /// Setting the group's scope as ambient here cannot leak to the thread, so a child that completes at once needs no
+    /// async method around it; one that does not is awaited by <see cref="AwaitChildAsync"/>.
+    /// </remarks>
+    private void RunChild(Func<CancellationToken, Task> child)
+    {
+        CancelScope.SetCurrent(_scope);
+        Task task;
+        try
+        {
+            task = child(_scope.Token);
+        }
+        catch (Exception ex)
+        {
+            try
+            {
+                OnChildEnded(ex);
+            }
+            finally
+            {
+                Done();
+            }
+
+            return;
+        }
+
+        if (task is { IsCompletedSuccessfully: true })
+        {
+            Done();
+        }
+        else
+        {
+            // The awaiter catches everything the child can throw (a null task too), so the discarded task never faults.
+            _ = AwaitChildAsync(task);
+        }
+    }
+
+    private async Task AwaitChildAsync(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            OnChildEnded(ex);
+        }
+        finally
+        {
+            Done();
+        }
+    }
+
+    /// <summary>Runs a child in the thread's own execution context (its spawner suppressed the flow).</summary>
+    /// <remarks>An async method restores the thread's context when it returns, so the group's scope stays the child's.</remarks>
     private async Task RunChildAsync(Func<CancellationToken, Task> child)
     {
         CancelScope.SetCurrent(_scope);
@@ -351,7 +464,7 @@ public sealed class TaskGroup
         }
         finally
         {
-            _children.Done();
+            Done();
         }
     }
 
@@ -386,7 +499,7 @@ public sealed class TaskGroup
         finally
         {
             starter.MoveToGroup();
-            _children.Done();
+            Done();
         }
     }
 
@@ -442,7 +555,8 @@ public sealed class TaskGroup
         {
             if (context is null)
             {
-                Run();
+                // The runners catch everything the child can throw, so the discarded task never faults unobserved.
+                _ = group.RunChildAsync(child);
             }
             else
             {
@@ -450,8 +564,7 @@ public sealed class TaskGroup
             }
         }
 
-        // The runner catches everything the child can throw, so the discarded task never faults unobserved.
-        private void Run() => _ = group.RunChildAsync(child);
+        private void Run() => group.RunChild(child);
     }
 
     /// <summary>Links a starting child to its starter's token and ambient scope until the child signals readiness.</summary>

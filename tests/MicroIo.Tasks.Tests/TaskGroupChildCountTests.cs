@@ -1,0 +1,361 @@
+using System.Diagnostics;
+using System.Reflection;
+using MicroIo.Tests.Mutation;
+
+namespace MicroIo.Tests;
+
+/// <summary>
+/// How a group counts its children without a lock: every way a child can end releases its place, a child that can
+/// never run gives its place back, nothing slips in once the group has finished, and the group's scope never leaks
+/// onto the thread that ran a child.
+/// </summary>
+public sealed class TaskGroupChildCountTests
+{
+    private static readonly TimeSpan s_bound = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task StartSoon_ChildThrowsBeforeReturningATask_FailsTheGroupWithThatException()
+    {
+        var failure = new IOException("thrown before any task");
+
+        var ex = await CatchAsync(Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            group.StartSoon(_ => throw failure);
+            return Task.CompletedTask;
+        })));
+
+        ex.ShouldBeOfType<AggregateException>().InnerExceptions.ShouldBe([failure]);
+    }
+
+    [Fact]
+    public async Task StartSoon_ChildReturnsAFaultedTask_FailsTheGroupWithItsException()
+    {
+        var failure = new IOException("faulted at once");
+
+        var ex = await CatchAsync(Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            group.StartSoon(_ => Task.FromException(failure));
+            return Task.CompletedTask;
+        })));
+
+        ex.ShouldBeOfType<AggregateException>().InnerExceptions.ShouldBe([failure]);
+    }
+
+    [Fact]
+    public async Task StartSoon_ChildReturnsNull_FailsTheGroupWithNullReference()
+    {
+        var ex = await CatchAsync(Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            group.StartSoon(_ => null!);
+            return Task.CompletedTask;
+        })));
+
+        ex.ShouldBeOfType<AggregateException>().InnerExceptions.Single().ShouldBeOfType<NullReferenceException>();
+    }
+
+    [Fact]
+    public async Task StartSoon_ChildReturnsTheGroupsCancellationAtOnce_IsANormalExit()
+    {
+        var ran = false;
+
+        await Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            group.Cancel("stop");
+            group.StartSoon(ct =>
+            {
+                ran = true;
+                return Task.FromCanceled(ct);
+            });
+            return Task.CompletedTask;
+        })).WaitAsync(s_bound);
+
+        ran.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task StartSoon_ManyChildrenThatCompleteAtOnce_AreAllCountedOut()
+    {
+        const int Children = 2_000;
+        var ran = 0;
+        TaskGroup? theGroup = null;
+
+        await Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            theGroup = group;
+            for (var i = 0; i < Children; i++)
+            {
+                group.StartSoon(_ =>
+                {
+                    Interlocked.Increment(ref ran);
+                    return Task.CompletedTask;
+                });
+            }
+
+            return Task.CompletedTask;
+        })).WaitAsync(s_bound);
+
+        ran.ShouldBe(Children);
+        theGroup!.RunningCount.ShouldBe(0);
+        theGroup.IsFinished.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task RunningCountAndIsFinished_CountChildrenOnly_BeforeAndAfterTheBodyEnds()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var bodyEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var whileBodyRuns = (Running: -1, Finished: true);
+        TaskGroup? theGroup = null;
+
+        var run = Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            theGroup = group;
+            for (var i = 0; i < 3; i++)
+            {
+                group.StartSoon(async _ => await release.Task.ConfigureAwait(false));
+            }
+
+            whileBodyRuns = (group.RunningCount, group.IsFinished);
+            bodyEnded.SetResult();
+            return Task.CompletedTask;
+        }));
+        await bodyEnded.Task.WaitAsync(s_bound);
+        var afterBody = (theGroup!.RunningCount, theGroup.IsFinished);
+        release.SetResult();
+        await run.WaitAsync(s_bound);
+
+        whileBodyRuns.ShouldBe((3, false));
+        afterBody.ShouldBe((3, false));
+        theGroup.RunningCount.ShouldBe(0);
+        theGroup.IsFinished.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task StartSoon_OwnersContextRefusesThePost_ThrowsToTheCallerAndTheGroupStillFinishes()
+    {
+        var refusal = new InvalidOperationException("the loop is closed");
+        Exception? thrown = null;
+        var runningAfter = -1;
+
+        var run = RunOn(new RefusingContext(refusal), () => TaskGroup.RunAsync(group =>
+        {
+            thrown = Should.Throw<InvalidOperationException>(() => group.StartSoon(_ => Task.CompletedTask));
+            runningAfter = group.RunningCount;
+            return Task.CompletedTask;
+        }));
+        await run.WaitAsync(s_bound);
+
+        thrown.ShouldBeSameAs(refusal);
+        runningAfter.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task StartAsync_OwnersContextRefusesThePost_ThrowsToTheCallerAndTheGroupStillFinishes()
+    {
+        var refusal = new InvalidOperationException("the loop is closed");
+        Exception? thrown = null;
+        var runningAfter = -1;
+
+        var run = RunOn(new RefusingContext(refusal), () => TaskGroup.RunAsync(group =>
+        {
+            try
+            {
+                _ = group.StartAsync<int>((ready, _) => Task.CompletedTask);
+            }
+            catch (InvalidOperationException ex)
+            {
+                thrown = ex;
+            }
+
+            runningAfter = group.RunningCount;
+            return Task.CompletedTask;
+        }));
+        await run.WaitAsync(s_bound);
+
+        thrown.ShouldBeSameAs(refusal);
+        runningAfter.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task StartSoon_FlowSuppressedOnTheOwnersContext_TheGroupsScopeStaysOffTheOwnersThread()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        CancelScope? seenByChild = null;
+        CancelScope? seenOnTheOwnersThread = null;
+        TaskGroup? theGroup = null;
+        Task? run = null;
+
+        ManualSynchronizationContext.Run(context =>
+        {
+            run = TaskGroup.RunAsync(group =>
+            {
+                theGroup = group;
+                using (ExecutionContext.SuppressFlow())
+                {
+                    group.StartSoon(async _ =>
+                    {
+                        seenByChild = CancelScope.Current;
+                        await release.Task.ConfigureAwait(false);
+                    });
+                }
+
+                return Task.CompletedTask;
+            });
+
+            // Runs the child on this thread, up to its await: the group is still running, so its scope is active.
+            context.RunPending();
+            seenOnTheOwnersThread = CancelScope.Current;
+        });
+        release.SetResult();
+        await run!.WaitAsync(s_bound);
+
+        seenByChild.ShouldBeSameAs(theGroup!.CancelScope);
+        seenOnTheOwnersThread.ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task StartSoon_WhenTheChildCountIsFull_ThrowsInvalidOperationAndTheGroupGoesOn()
+    {
+        // The count cannot be filled by starting a billion children in a test: set it to the most it can hold.
+        var count = typeof(TaskGroup).GetField("_count", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        Exception? thrown = null;
+        var ranAfter = false;
+
+        await Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            var held = (int)count.GetValue(group)!;
+            count.SetValue(group, int.MaxValue);
+            thrown = Should.Throw<InvalidOperationException>(() => group.StartSoon(_ => Task.CompletedTask));
+            count.SetValue(group, held);
+            group.StartSoon(_ =>
+            {
+                ranAfter = true;
+                return Task.CompletedTask;
+            });
+            return Task.CompletedTask;
+        })).WaitAsync(s_bound);
+
+        thrown!.Message.ShouldContain("too many children");
+        ranAfter.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task StartAsync_OnAFinishedGroupThatWasCancelled_ThrowsInvalidOperationNotCancellation()
+    {
+        TaskGroup? finished = null;
+        await Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            finished = group;
+            group.Cancel("done");
+            return Task.CompletedTask;
+        })).WaitAsync(s_bound);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        var ex = Should.Throw<InvalidOperationException>(() => finished!.StartAsync<int>((ready, _) => Task.CompletedTask, cancelled.Token));
+
+        ex.Message.ShouldContain("finished");
+        finished!.Token.IsCancellationRequested.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task StartSoon_RacingTheGroupsEnd_EveryChildIsRefusedOrEndsBeforeTheGroupReturns()
+    {
+        var clock = Stopwatch.StartNew();
+        var iterations = 0;
+        var refusedSome = false;
+        while (iterations < 500 && clock.Elapsed < TimeSpan.FromSeconds(2))
+        {
+            iterations++;
+            var spin = iterations % 64;
+            var lastChildEnding = 0;
+            var accepted = 0;
+            var ended = 0;
+            var refused = false;
+            TaskGroup? theGroup = null;
+
+            // Starts one child from outside the group just as its last child ends, a little earlier or later each time.
+            var spawner = Task.Run(() =>
+            {
+                while (Volatile.Read(ref lastChildEnding) == 0)
+                {
+                    if (clock.Elapsed > s_bound)
+                    {
+                        throw new TimeoutException("the group's last child never ran");
+                    }
+
+                    Thread.SpinWait(1);
+                }
+
+                Thread.SpinWait(spin);
+                try
+                {
+                    Volatile.Read(ref theGroup)!.StartSoon(_ =>
+                    {
+                        Interlocked.Increment(ref ended);
+                        return Task.CompletedTask;
+                    });
+                    accepted++;
+                }
+                catch (InvalidOperationException)
+                {
+                    refused = true;
+                }
+            });
+            await Task.Run(() => TaskGroup.RunAsync(group =>
+            {
+                Volatile.Write(ref theGroup, group);
+                group.StartSoon(_ =>
+                {
+                    Volatile.Write(ref lastChildEnding, 1);
+                    return Task.CompletedTask;
+                });
+                return Task.CompletedTask;
+            })).WaitAsync(s_bound);
+            var endedWhenTheGroupReturned = Volatile.Read(ref ended);
+            await spawner.WaitAsync(s_bound);
+
+            // A child the spawner got in had ended by the time the group returned: none slipped in after its end.
+            endedWhenTheGroupReturned.ShouldBe(accepted);
+            refusedSome |= refused;
+        }
+
+        refusedSome.ShouldBeTrue();
+    }
+
+    private static Task RunOn(SynchronizationContext context, Func<Task> start)
+    {
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+            return start();
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+    }
+
+    private static async Task<Exception> CatchAsync(Task task)
+    {
+        try
+        {
+            await task.WaitAsync(s_bound);
+        }
+        catch (Exception ex)
+        {
+            return ex;
+        }
+
+        throw new ShouldAssertException("the task did not throw");
+    }
+
+    /// <summary>An owner context that refuses every post, as a loop that has closed may.</summary>
+    private sealed class RefusingContext(Exception refusal) : SynchronizationContext
+    {
+        public override void Post(SendOrPostCallback d, object? state) => throw refusal;
+
+        public override SynchronizationContext CreateCopy() => this;
+    }
+}
