@@ -55,6 +55,22 @@ public class LoopServiceThread : ServiceThread
     private readonly Func<LoopServiceThread, CancellationToken, Task>? _body;
     private TaskGroup? _group;
 
+    // The execution context of the group's body (its ambient scope is the group's), in which submitted work runs, as the
+    // group's children do. Written and read on the loop thread only.
+    private ExecutionContext? _groupContext;
+
+    // Whether the group's body has not returned yet: while it has not, the group cannot finish, so submitted work runs
+    // straight from its queue item. Written and read on the loop thread only.
+    private bool _bodyRunning;
+
+    // How many submitted works are running their synchronous part on the loop's stack right now (at most one, as the loop
+    // runs one item at a time). Written and read on the loop thread only.
+    private int _directRuns;
+
+    // Set when the body returned inline from inside such a work: the group's body then waits for it, so the group cannot
+    // finish before the work has ended or become a child. Written and read on the loop thread only.
+    private TaskCompletionSource? _bodyHold;
+
     /// <summary>Initializes a loop service whose body is an override of <see cref="RunAsync"/>, or, without one, a body that reports started and waits for the stop.</summary>
     /// <param name="options">The service's settings, or <see langword="null"/> for the defaults.</param>
     public LoopServiceThread(ServiceThreadOptions? options = null)
@@ -263,13 +279,16 @@ public class LoopServiceThread : ServiceThread
     /// <remarks>
     /// The work's failure belongs to the caller only: it does not fail the service or cancel its siblings. Work accepted
     /// after the group was cancelled never starts and its task is cancelled; work accepted as the group finishes gets
-    /// <see cref="ClosedResourceException"/> in its task. May be called from any thread, the loop's included.
+    /// <see cref="ClosedResourceException"/> in its task. A stop that comes before the work has handed over its outcome
+    /// cancels the task. May be called from any thread, the loop's included. When the loop was idle, the caller spins for a
+    /// few microseconds before returning, so work that the loop finishes at once is awaited as a completed task, without a
+    /// thread-pool hop.
     /// </remarks>
     public Task<T> Submit<T>(Func<CancellationToken, Task<T>> func)
     {
         ArgumentNullException.ThrowIfNull(func);
         var work = new SubmittedWork<T>(this, func);
-        Enqueue(work);
+        Enqueue(work, work.Task);
         return work.Task;
     }
 
@@ -384,6 +403,8 @@ public class LoopServiceThread : ServiceThread
                 _group = group;
             }
 
+            _groupContext = ExecutionContext.Capture();
+
             // A stop that came before the group existed found nothing to cancel: it must not be lost. The scope is closed
             // before its close callback runs, so either that callback sees the group or this check sees the close.
             if (Scope.IsClosed)
@@ -391,9 +412,36 @@ public class LoopServiceThread : ServiceThread
                 group.Cancel(Scope.Reason);
             }
 
-            // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop.
-            await RunAsync(group.Token).ConfigureAwait(true);
+            // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop (so do the fields below).
+            _bodyRunning = true;
+            try
+            {
+                await RunAsync(group.Token).ConfigureAwait(true);
+            }
+            finally
+            {
+                _bodyRunning = false;
+                if (_directRuns > 0)
+                {
+                    // The body returned inline from submitted work that is still running on the loop's stack: the group's
+                    // body must not end (and let the group finish) under it. The work releases it once it has ended or
+                    // become a child of the group.
+                    var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _bodyHold = hold;
+                    await hold.Task.ConfigureAwait(true);
+                }
+            }
         }).ConfigureAwait(false);
+    }
+
+    /// <summary>Lets the group's body end if it was held for submitted work that has now left the loop's stack; on the loop thread.</summary>
+    private void ReleaseBodyHold()
+    {
+        if (_directRuns == 0 && _bodyHold is { } hold)
+        {
+            _bodyHold = null;
+            hold.SetResult();
+        }
     }
 
     /// <summary>Wraps an action as a function whose result nobody reads.</summary>
@@ -422,20 +470,26 @@ public class LoopServiceThread : ServiceThread
     private void Enqueue(LoopItem item, Task? answer = null)
     {
         ThrowIfLoopNotStarted();
-        var loopIdle = _loop.IsLookingForWork;
+        var loopIdle = answer is not null && _loop.IsLookingForWork;
         if (!_loop.TryEnqueue(item, external: true))
         {
             throw LoopEnded();
         }
 
-        if (loopIdle && answer is not null)
+        if (loopIdle)
         {
-            Waits.SpinBriefly(answer);
+            Waits.SpinBriefly(answer!);
         }
     }
 
     private void ThrowIfLoopNotStarted()
     {
+        if (_loop.HasStarted)
+        {
+            // Its thread runs (or ran) the loop, so it was started: no need to ask the service under its lock.
+            return;
+        }
+
         if (!HasThreadStarted && Scope.IsClosed)
         {
             throw new ClosedResourceException($"The service '{Name}' was stopped before it started; its loop will not take work.");
@@ -449,15 +503,28 @@ public class LoopServiceThread : ServiceThread
 
     private ClosedResourceException LoopEnded() => new($"The event loop of '{Name}' has ended.");
 
-    /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: its own queue item, started in the group from the loop, its outcome handed to the caller only.</summary>
+    /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: its own queue item, run in the group from the loop, its outcome handed to the caller only.</summary>
     /// <remarks>
-    /// The work always runs as a child of the group, through <see cref="TaskGroup.StartSoon(Func{CancellationToken, Task})"/>,
-    /// which refuses it once the group has finished; so the group never ends while submitted work runs.
+    /// <para>
+    /// While the group's body runs, the group cannot finish, so the loop runs the work straight from this item, in the
+    /// group's execution context and with its token; work that ends at once hands over its outcome without ever becoming a
+    /// task of the group's. If the body returns inline from inside the work (the work completed something the body awaited),
+    /// the body waits (see <see cref="_bodyHold"/>) until the work has ended or become a child, so the group never finishes
+    /// under running work. Work still running when it returns becomes a child of the group that waits for it.
+    /// </para>
+    /// <para>
+    /// Once the body has returned, the work goes through <see cref="TaskGroup.StartSoon(Func{CancellationToken, Task})"/>,
+    /// which reserves its place in the group before it runs, and refuses it once the group has finished.
+    /// </para>
     /// </remarks>
     private sealed class SubmittedWork<T>(LoopServiceThread owner, Func<CancellationToken, Task<T>> func) : LoopItem(context: null)
     {
+        private static readonly ContextCallback s_start = static s => ((SubmittedWork<T>)s!).Start();
+
         private readonly TaskCompletionSource<T> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private CancellationToken _token;
         private Task<T>? _running;
+        private CancellationTokenRegistration _registration;
 
         public Task<T> Task => _result.Task;
 
@@ -473,14 +540,20 @@ public class LoopServiceThread : ServiceThread
 
             // Work for a stopped service never starts; not adding it as a child also lets the group finish while callers
             // keep submitting, so the loop can end and refuse them.
-            if (group.Token.IsCancellationRequested)
+            _token = group.Token;
+            if (_token.IsCancellationRequested)
             {
-                _result.TrySetCanceled(group.Token);
+                _result.TrySetCanceled(_token);
                 return;
             }
 
-            // Always a child of the group, reserved before the work runs: work started first could let the body (and so
-            // the group) finish inline, leaving the work outside the group and its caller waiting.
+            if (owner._bodyRunning)
+            {
+                RunWhileTheBodyRuns(group);
+                return;
+            }
+
+            // Always a child of the group, reserved before the work runs: the group may finish at any moment now.
             try
             {
                 group.StartSoon(RunAsChildAsync);
@@ -493,59 +566,136 @@ public class LoopServiceThread : ServiceThread
 
         public override void Abandon() => _result.TrySetException(LoopEndedBeforeRun());
 
+        /// <summary>Runs the work from the loop item; the group cannot finish meanwhile, as its body is running or held.</summary>
+        private void RunWhileTheBodyRuns(TaskGroup group)
+        {
+            owner._directRuns++;
+            try
+            {
+                if (owner._groupContext is { } context)
+                {
+                    ExecutionContext.Run(context, s_start, this);
+                }
+                else
+                {
+                    Start();
+                }
+            }
+            finally
+            {
+                owner._directRuns--;
+            }
+
+            try
+            {
+                if (_running is { } running)
+                {
+                    if (running.IsCompleted)
+                    {
+                        SetOutcome(running);
+                    }
+                    else
+                    {
+                        // The body has not ended (it runs, or waits in its hold), so the group takes the child.
+                        Register();
+                        group.StartSoon(AwaitAsChildAsync);
+                    }
+                }
+            }
+            finally
+            {
+                owner.ReleaseBodyHold();
+            }
+        }
+
+        /// <summary>Starts the work, recording its task, or its synchronous exception as the caller's outcome.</summary>
+        private void Start()
+        {
+            try
+            {
+                _running = func(_token);
+            }
+            catch (Exception ex)
+            {
+                SetFailure(ex);
+            }
+        }
+
         private async Task RunAsChildAsync(CancellationToken cancellationToken)
         {
+            _token = cancellationToken;
             if (cancellationToken.IsCancellationRequested)
             {
                 _result.TrySetCanceled(cancellationToken);
                 return;
             }
 
-            try
+            Start();
+            if (_running is { } running)
             {
-                _running = func(cancellationToken);
-            }
-            catch (Exception ex)
-            {
-                SetFailure(ex);
-                return;
-            }
+                if (running.IsCompleted)
+                {
+                    SetOutcome(running);
+                    return;
+                }
 
-            await AwaitAsChildAsync(cancellationToken).ConfigureAwait(false);
+                Register();
+                await AwaitAsChildAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
 
-        private async Task AwaitAsChildAsync(CancellationToken cancellationToken)
-        {
-            // Cancel the caller's task as soon as the group is, even if the work is slow to notice: a stop never leaves the
-            // caller waiting.
-            using var registration = cancellationToken.UnsafeRegister(
+        /// <summary>Cancels the caller's task as soon as the group is, even if the work is slow to notice: a stop never leaves the caller waiting.</summary>
+        private void Register() =>
+            _registration = _token.UnsafeRegister(
                 static (s, token) => ((TaskCompletionSource<T>)s!).TrySetCanceled(token),
                 _result);
-            await ((Task)_running!).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
+        /// <summary>Waits, as a child of the group, for work that did not end at once, and hands its outcome to the caller.</summary>
+        private async Task AwaitAsChildAsync(CancellationToken groupToken)
+        {
+            try
+            {
+                await ((Task)_running!).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+            finally
+            {
+                _registration.Dispose();
+            }
+
             SetOutcome(_running);
         }
 
         private void SetOutcome(Task<T> done)
         {
-            if (done.IsCompletedSuccessfully)
+            if (done.IsCompletedSuccessfully && !_token.IsCancellationRequested)
             {
                 _result.TrySetResult(done.Result);
             }
             else
             {
-                SetFailure(done.Exception?.InnerException ?? new TaskCanceledException(done));
+                // Read even when a stop drops it below, so the failure is observed, never reported as unobserved.
+                SetFailure(done.IsCompletedSuccessfully ? null : done.Exception?.InnerException ?? new TaskCanceledException(done));
             }
         }
 
-        private void SetFailure(Exception exception)
+        /// <summary>Hands the caller the work's failure, or a cancellation if the group was cancelled before the outcome was handed over.</summary>
+        /// <remarks>
+        /// As the token registration does for work still running at a stop: a result or failure that comes after the stop
+        /// (here, work that ran synchronously while the service was stopped) is dropped, and the caller is cancelled.
+        /// </remarks>
+        private void SetFailure(Exception? exception)
         {
-            if (exception is OperationCanceledException cancelled)
+            if (_token.IsCancellationRequested)
+            {
+                _result.TrySetCanceled(_token);
+            }
+            else if (exception is OperationCanceledException cancelled)
             {
                 _result.TrySetCanceled(cancelled.CancellationToken);
             }
             else
             {
-                _result.TrySetException(exception);
+                _result.TrySetException(exception!);
             }
         }
     }

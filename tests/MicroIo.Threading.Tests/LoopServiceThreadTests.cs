@@ -428,6 +428,79 @@ public class LoopServiceThreadTests
     }
 
     [Fact]
+    public async Task Submit_WorkThatLetsTheBodyReturnInlineAndEndsAtOnce_HandsOverItsResultAndTheServiceEnds()
+    {
+        // The body returns inline from inside the work, and the work then ends synchronously: the group's body waits for it,
+        // and must be let go once the work has handed over its result, or the service never ends.
+        var bodyMayReturn = new TaskCompletionSource();
+        var service = new LoopServiceThread(async (s, ct) =>
+        {
+            s.Started();
+            await bodyMayReturn.Task;
+        });
+        service.Start();
+        service.WaitStarted(s_bound);
+
+        var group = service.TaskGroup;
+        var finishedWhileRunning = true;
+        var work = service.Submit(_ =>
+        {
+            bodyMayReturn.TrySetResult();
+            finishedWhileRunning = group.IsFinished;
+            return Task.FromResult(5);
+        });
+
+        (await work.WaitAsync(s_bound)).ShouldBe(5);
+        finishedWhileRunning.ShouldBeFalse();
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Submit_WorkThatLetsTheBodyReturnInlineAndThrows_HandsOverItsExceptionAndTheServiceEnds()
+    {
+        var bodyMayReturn = new TaskCompletionSource();
+        var service = new LoopServiceThread(async (s, ct) =>
+        {
+            s.Started();
+            await bodyMayReturn.Task;
+        });
+        service.Start();
+        service.WaitStarted(s_bound);
+        var boom = new InvalidDataException("thrown after the body returned");
+
+        var work = service.Submit<int>(_ =>
+        {
+            bodyMayReturn.TrySetResult();
+            throw boom;
+        });
+
+        (await Should.ThrowAsync<InvalidDataException>(work.WaitAsync(s_bound))).ShouldBeSameAs(boom);
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Submit_ManyWorksThatEndAtOnceFromManyThreads_EachGetsItsOwnResult()
+    {
+        var (service, loopThreadId) = StartDefault();
+        var callers = Enumerable.Range(0, 4).Select(c => Task.Run(async () =>
+        {
+            for (var i = 0; i < 2_000; i++)
+            {
+                var expected = (c * 10_000) + i;
+                (await service.Submit(_ => Task.FromResult((expected, Environment.CurrentManagedThreadId)))).ShouldBe((expected, loopThreadId));
+            }
+        })).ToArray();
+
+        await Task.WhenAll(callers).WaitAsync(s_bound);
+        service.TaskGroup.RunningCount.ShouldBe(0);
+        service.Stop();
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task Submit_ServiceStops_TaskEndsCancelled()
     {
         var (service, _) = StartDefault();

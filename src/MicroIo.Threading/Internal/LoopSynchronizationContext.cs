@@ -62,6 +62,9 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
         }
     }
 
+    /// <summary>Gets a value indicating whether a thread has begun to run the loop (it may have ended since).</summary>
+    public bool HasStarted => Volatile.Read(ref _threadId) != 0;
+
     /// <summary>Gets a value indicating whether the loop thread is spinning for work, so that work offered now is taken at once.</summary>
     /// <remarks>A hint, read without the lock: a caller may use it to decide whether waiting briefly for a quick answer is worth it.</remarks>
     public bool IsLookingForWork => Volatile.Read(ref _looking);

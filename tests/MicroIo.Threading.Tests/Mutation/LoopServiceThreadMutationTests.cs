@@ -130,6 +130,59 @@ public sealed class LoopServiceThreadMutationTests
         service.IsFailed.ShouldBeFalse();
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Submit_ServiceStopsWhileTheWorkRunsSynchronously_CallerIsCancelledAndTheOutcomeObserved(bool bodyReturns)
+    {
+        // Stopping from inside the work cancels the group (and, for the default body, lets it return inline) before the work
+        // hands over its outcome: as for work still running at the stop, the caller is cancelled.
+        var errors = UnobservedTaskExceptions.Collect(
+            () => StopFromInsideTheWork(bodyReturns).GetAwaiter().GetResult(),
+            rounds: 2);
+
+        errors.Where(e => e.Message == StoppedFromInside).ShouldBeEmpty();
+    }
+
+    private const string StoppedFromInside = "failed after the stop it caused";
+
+    private static async Task StopFromInsideTheWork(bool bodyReturns)
+    {
+        var service = StartService(bodyReturns);
+
+        var succeeded = service.Submit(_ =>
+        {
+            service.Stop();
+            return Task.FromResult(1);
+        });
+        await Should.ThrowAsync<OperationCanceledException>(succeeded.WaitAsync(s_bound));
+        succeeded.IsCanceled.ShouldBeTrue();
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+
+        var second = StartService(bodyReturns);
+        var failed = second.Submit(_ =>
+        {
+            second.Stop();
+            return Task.FromException<int>(new InvalidDataException(StoppedFromInside));
+        });
+        await Should.ThrowAsync<OperationCanceledException>(failed.WaitAsync(s_bound));
+        failed.IsCanceled.ShouldBeTrue();
+        second.Join(s_bound).ShouldBeTrue();
+        second.IsFailed.ShouldBeFalse();
+
+        var third = StartService(bodyReturns);
+        var thrown = third.Submit<int>(_ =>
+        {
+            third.Stop();
+            throw new InvalidDataException(StoppedFromInside);
+        });
+        await Should.ThrowAsync<OperationCanceledException>(thrown.WaitAsync(s_bound));
+        thrown.IsCanceled.ShouldBeTrue();
+        third.Join(s_bound).ShouldBeTrue();
+        third.IsFailed.ShouldBeFalse();
+    }
+
     [Fact]
     public async Task Submit_AcceptedBeforeTheStopButRunAfterIt_NeverStarts()
     {
