@@ -129,29 +129,57 @@ public sealed class ActorCore<T>
         exception is OperationCanceledException && (token.IsCancellationRequested || CancelScope.Current?.IsCancellationRequested == true);
 
     // Every await here keeps the caller's context (ConfigureAwait(true)): handlers must run where the actor's owner runs.
+    // Whether a handler's exception is the run's cancellation is decided in a filter, as the handler's own scopes are
+    // still entered then (before its finally blocks run), so a sync handler's cancelled inner scope counts as cancellation.
+    // Per message the loop pays the take, the handler call and one checkpoint (a handler may cancel the run, and the
+    // next message must not start then); a handler whose task is already complete is not awaited, so a burst of
+    // synchronous handlers runs as a plain loop over what is queued, and only an incomplete task enters the await.
     private async Task RunSerialAsync(Func<T, CancellationToken, Task> handler, CancellationToken cancellationToken)
     {
-        while (await Mailbox.WaitToGetAsync(cancellationToken).ConfigureAwait(true))
+        var mailbox = Mailbox;
+        while (await mailbox.WaitToGetAsync(cancellationToken).ConfigureAwait(true))
         {
-            while (Mailbox.TryGet(out var item))
+            while (mailbox.TryGet(out var item))
             {
                 var started = ActorMetrics.Start();
-                var failed = true;
+                Task handled;
                 try
                 {
-                    await handler(item, cancellationToken).ConfigureAwait(true);
-                    failed = false;
+                    handled = handler(item, cancellationToken);
                 }
                 catch (Exception ex) when (!IsCancellation(ex, cancellationToken))
                 {
                     Mailbox.Fail(ex);
+                    ActorMetrics.Record(started, failed: true);
                     throw;
                 }
-                finally
+                catch (Exception)
                 {
-                    ActorMetrics.Record(started, failed);
+                    ActorMetrics.Record(started, failed: true);
+                    throw;
                 }
 
+                // A null task fails as awaiting it would: with a NullReferenceException that fails the mailbox.
+                if (handled is not { IsCompletedSuccessfully: true })
+                {
+                    try
+                    {
+                        await handled.ConfigureAwait(true);
+                    }
+                    catch (Exception ex) when (!IsCancellation(ex, cancellationToken))
+                    {
+                        Mailbox.Fail(ex);
+                        ActorMetrics.Record(started, failed: true);
+                        throw;
+                    }
+                    catch (Exception)
+                    {
+                        ActorMetrics.Record(started, failed: true);
+                        throw;
+                    }
+                }
+
+                ActorMetrics.Record(started, failed: false);
                 Checkpoint.ThrowIfCancelled(cancellationToken);
             }
         }

@@ -36,13 +36,10 @@ public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
     /// <exception cref="InvalidOperationException">The channel has a single receiver and another receive is already waiting.</exception>
     public ValueTask<T> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        try
+        // Level-triggered: a receive in a cancelled scope throws even when an item is waiting.
+        if (CheckpointTest.IsDue(cancellationToken) && CheckpointTest.Take(cancellationToken) is { } cancelled)
         {
-            Checkpoint.ThrowIfCancelled(cancellationToken);
-        }
-        catch (OperationCanceledException ex)
-        {
-            return ValueTask.FromException<T>(ex);
+            return ValueTask.FromException<T>(cancelled);
         }
 
         return _core.TryReceive(out var item) ? new ValueTask<T>(item) : _core.ReceiveSlowAsync(cancellationToken);

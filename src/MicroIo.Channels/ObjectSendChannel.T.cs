@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using MicroIo.Internal;
 
@@ -46,23 +45,17 @@ public sealed class ObjectSendChannel<T>
     /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled before the item was queued.</exception>
     public ValueTask<bool> SendAsync(T item, CancellationToken cancellationToken = default)
     {
-        try
+        if (CheckpointTest.IsDue(cancellationToken) && CheckpointTest.Take(cancellationToken) is { } cancelled)
         {
-            Checkpoint.ThrowIfCancelled(cancellationToken);
-            switch (_core.TrySend(item))
-            {
-                case ChannelCore<T>.SendOutcome.Queued:
-                    return new ValueTask<bool>(true);
-                case ChannelCore<T>.SendOutcome.Refused:
-                    return new ValueTask<bool>(_core.RefuseLateSend());
-            }
-        }
-        catch (Exception ex)
-        {
-            return ValueTask.FromException<bool>(ex);
+            return ValueTask.FromException<bool>(cancelled);
         }
 
-        return SendSlowAsync(item, cancellationToken);
+        return _core.TrySend(item) switch
+        {
+            ChannelCore<T>.SendOutcome.Queued => new ValueTask<bool>(true),
+            ChannelCore<T>.SendOutcome.Full => _core.SendAsync(item, byPolicy: true, cancellationToken),
+            _ => RefuseLateSendAsync(),
+        };
     }
 
     /// <summary>Closes the channel: receivers take what was sent before, then the stream ends.</summary>
@@ -84,8 +77,16 @@ public sealed class ObjectSendChannel<T>
     /// </remarks>
     public ChannelWriter<T> AsChannelWriter() => new WriterAdapter<T>(_core);
 
-    // Pooled, as the core's wait it awaits: a full bounded channel sends through here on every wait for room.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> SendSlowAsync(T item, CancellationToken cancellationToken) =>
-        await _core.SendAsync(item, cancellationToken).ConfigureAwait(false) || _core.RefuseLateSend();
+    // Out of the fast path: the late send's exception (under LateSendPolicy.Throw) is a faulted task, as from any async method.
+    private ValueTask<bool> RefuseLateSendAsync()
+    {
+        try
+        {
+            return new ValueTask<bool>(_core.RefuseLateSend());
+        }
+        catch (ClosedResourceException ex)
+        {
+            return ValueTask.FromException<bool>(ex);
+        }
+    }
 }

@@ -69,6 +69,102 @@ public class ActorCoreTests
     }
 
     [Fact]
+    public async Task Serial_AsyncHandlerFaultsAfterAnAwait_RunThrowsItAndMailboxFailsKeepingTheRest()
+    {
+        var error = new IOException("handler broke later");
+        var handled = new List<int>();
+        var actor = new ActorCore<int>(async (item, ct) =>
+        {
+            await Task.Yield();
+            handled.Add(item);
+            if (item == 2)
+            {
+                throw error;
+            }
+        });
+        actor.Submit(1);
+        actor.Submit(2);
+        actor.Submit(3);
+
+        var ex = await Should.ThrowAsync<IOException>(actor.RunAsync().WaitAsync(s_bound));
+
+        ex.ShouldBeSameAs(error);
+        handled.ShouldBe([1, 2]);
+        actor.Mailbox.IsClosed.ShouldBeTrue();
+        actor.Drain().ShouldBe([3]);
+    }
+
+    [Fact]
+    public async Task Serial_HandlerReturnsNullTask_RunThrowsNullReferenceAndMailboxFailsKeepingTheRest()
+    {
+        var actor = new ActorCore<int>((item, ct) => item == 2 ? null! : Task.CompletedTask);
+        actor.Submit(1);
+        actor.Submit(2);
+        actor.Submit(3);
+
+        var ex = await Should.ThrowAsync<NullReferenceException>(actor.RunAsync().WaitAsync(s_bound));
+
+        actor.Mailbox.IsClosed.ShouldBeTrue();
+        actor.Drain().ShouldBe([3]);
+        (await Should.ThrowAsync<NullReferenceException>(actor.Mailbox.GetAsync().AsTask().WaitAsync(s_bound))).ShouldBeSameAs(ex);
+    }
+
+    [Fact]
+    public async Task Serial_SynchronousAndAsynchronousHandlersMixed_AllHandledInOrderAndRunEndsAtClose()
+    {
+        var handled = new List<int>();
+        var actor = new ActorCore<int>((item, ct) =>
+        {
+            if (item % 3 != 0)
+            {
+                handled.Add(item);
+                return Task.CompletedTask;
+            }
+
+            return AddLaterAsync(item);
+        });
+        for (var i = 0; i < 30; i++)
+        {
+            actor.Submit(i);
+        }
+
+        actor.Close();
+        await actor.RunAsync().WaitAsync(s_bound);
+
+        handled.ShouldBe(Enumerable.Range(0, 30));
+        actor.Mailbox.Stats.ShouldBe(new ChannelStats(30, 30, 0, 0, true));
+
+        async Task AddLaterAsync(int item)
+        {
+            await Task.Yield();
+            handled.Add(item);
+        }
+    }
+
+    [Fact]
+    public async Task Serial_SyncHandlerStoppedByItsOwnCancelledScope_EndsTheRunAsCancellationWithoutFailingTheMailbox()
+    {
+        var actor = new ActorCore<int>((item, ct) =>
+        {
+            var inner = new CancelScope();
+            using (inner.Enter())
+            {
+                inner.Cancel();
+                Checkpoint.ThrowIfCancelled();
+            }
+
+            return Task.CompletedTask;
+        });
+        actor.Submit(1);
+        actor.Submit(2);
+
+        await Should.ThrowAsync<OperationCanceledException>(actor.RunAsync().WaitAsync(s_bound));
+
+        actor.Mailbox.IsClosed.ShouldBeFalse();
+        actor.Drain().ShouldBe([2]);
+    }
+
+    [Fact]
     public async Task Serial_MailboxFailedFromOutside_RunThrowsThatFailureAfterItems()
     {
         var handled = new List<int>();

@@ -22,6 +22,30 @@ public class ActorMetricsTests
     }
 
     [Fact]
+    public async Task AsynchronousHandlers_ReportEveryItemTheHandlerFinished_TheFailedOneIncluded()
+    {
+        using var metrics = new MetricsRecorder();
+        var actor = new ActorCore<int>(async (item, ct) =>
+        {
+            await Task.Yield();
+            if (item == 3)
+            {
+                throw new IOException("bad item");
+            }
+        });
+        for (var i = 0; i < 5; i++)
+        {
+            actor.Submit(i);
+        }
+
+        await Should.ThrowAsync<IOException>(actor.RunAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+
+        metrics.Sum("microio.actor.items.handled").ShouldBe(4);
+        metrics.Count("microio.actor.handler.duration").ShouldBe(4);
+        actor.Drain().ShouldBe([4]);
+    }
+
+    [Fact]
     public async Task Concurrent_ReportsEveryHandledItem()
     {
         using var metrics = new MetricsRecorder();

@@ -340,6 +340,87 @@ public abstract class ObjectChannelTestBase
     }
 
     [Fact]
+    public async Task ReceiveAndSendAsync_InCancelledScopeWithItemAndRoom_ReturnFaultedTasksCarryingTheScopesToken()
+    {
+        var (tx, rx) = Create<int>();
+        tx.Send(1);
+        using var cts = new CancellationTokenSource();
+        var scope = new CancelScope();
+        scope.Cancel();
+        ValueTask<int> receive;
+        ValueTask<bool> send;
+
+        using (scope.Enter())
+        {
+            // The caller's live token does not hide the scope's cancellation, and neither call throws synchronously.
+            receive = rx.ReceiveAsync(cts.Token);
+            send = tx.SendAsync(2, cts.Token);
+        }
+
+        receive.IsFaulted.ShouldBeTrue();
+        send.IsFaulted.ShouldBeTrue();
+        (await CancellationOf(receive.AsTask())).CancellationToken.ShouldBe(scope.Token);
+        (await CancellationOf(send.AsTask())).CancellationToken.ShouldBe(scope.Token);
+        tx.Stats.ShouldBe(new ChannelStats(1, 0, 0, 1, false));
+    }
+
+    [Fact]
+    public async Task ReceiveAndSendAsync_CancelledTokenWithItemAndRoom_ReturnFaultedTasksCarryingThatToken()
+    {
+        var (tx, rx) = Create<int>();
+        tx.Send(1);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+
+        var receive = rx.ReceiveAsync(cts.Token);
+        var send = tx.SendAsync(2, cts.Token);
+
+        (await CancellationOf(receive.AsTask())).CancellationToken.ShouldBe(cts.Token);
+        (await CancellationOf(send.AsTask())).CancellationToken.ShouldBe(cts.Token);
+        tx.Stats.ShouldBe(new ChannelStats(1, 0, 0, 1, false));
+    }
+
+    [Theory]
+    [InlineData(LateSendPolicy.Throw)]
+    [InlineData(LateSendPolicy.Drop)]
+    public async Task SendAsync_AfterClose_CompletesAtOnceAsThePolicySaysAndCountsTheDrop(LateSendPolicy policy)
+    {
+        var (tx, _) = Create<int>(policy);
+        tx.Close();
+
+        var send = tx.SendAsync(1);
+
+        send.IsCompleted.ShouldBeTrue();
+        if (policy == LateSendPolicy.Throw)
+        {
+            send.IsFaulted.ShouldBeTrue();
+            await Should.ThrowAsync<ClosedResourceException>(send.AsTask());
+        }
+        else
+        {
+            (await send).ShouldBeFalse();
+        }
+
+        tx.Stats.ShouldBe(new ChannelStats(0, 0, 1, 0, true));
+    }
+
+    /// <summary>Returns the exact cancellation a completed task holds (Shouldly would wrap it as a TaskCanceledException).</summary>
+    private static async Task<OperationCanceledException> CancellationOf(Task task)
+    {
+        task.IsCompleted.ShouldBeTrue();
+        try
+        {
+            await task;
+        }
+        catch (OperationCanceledException ex)
+        {
+            return ex;
+        }
+
+        throw new ShouldAssertException("The task did not end in a cancellation.");
+    }
+
+    [Fact]
     public async Task Receiver_CanCloseAndFail()
     {
         var (tx, rx) = Create<int>(LateSendPolicy.Drop);

@@ -23,7 +23,10 @@ namespace MicroIo.Internal;
 /// </remarks>
 internal sealed class ChannelCore<T> : IQueuedCount
 {
-    private readonly Channel<T> _channel;
+    // The underlying channel's endpoints, read once: every send and receive goes through one, and Channel<T>'s properties are a
+    // load more on each item.
+    private readonly ChannelReader<T> _reader;
+    private readonly ChannelWriter<T> _writer;
     private readonly CloseScope _state = new();
     private readonly LateSendPolicy _lateSend;
     private readonly bool _singleReceiver;
@@ -42,7 +45,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
         _singleReceiver = options.SingleReceiver;
 
         // Continuations never run inline on a sending thread: a reader thread must not be hijacked by its consumers.
-        _channel = options.Capacity is { } capacity
+        Channel<T> channel = options.Capacity is { } capacity
             ? Channel.CreateBounded<T>(new BoundedChannelOptions(capacity)
             {
                 FullMode = BoundedChannelFullMode.Wait,
@@ -54,6 +57,8 @@ internal sealed class ChannelCore<T> : IQueuedCount
                 SingleReader = options.SingleReceiver,
                 AllowSynchronousContinuations = false,
             });
+        _reader = channel.Reader;
+        _writer = channel.Writer;
         ChannelMetrics.Track(this);
     }
 
@@ -74,9 +79,9 @@ internal sealed class ChannelCore<T> : IQueuedCount
 
     public bool IsClosed => _state.IsClosed;
 
-    public ChannelReader<T> Reader => _channel.Reader;
+    public ChannelReader<T> Reader => _reader;
 
-    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken) => _channel.Writer.WaitToWriteAsync(cancellationToken);
+    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken) => _writer.WaitToWriteAsync(cancellationToken);
 
     public ChannelStats Stats
     {
@@ -108,7 +113,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
         }
 
         Interlocked.Increment(ref _sent.Value);
-        if (_channel.Writer.TryWrite(item))
+        if (_writer.TryWrite(item))
         {
             ChannelMetrics.Count(ChannelMetrics.Sent);
             return SendOutcome.Queued;
@@ -126,10 +131,13 @@ internal sealed class ChannelCore<T> : IQueuedCount
         return SendOutcome.Refused;
     }
 
-    /// <summary>Queues an item, waiting for room on a bounded channel; returns false when the channel refused it (counted as dropped).</summary>
-    /// <remarks>Pooled: a producer that outruns its receiver waits here often, and must not allocate each time.</remarks>
+    /// <summary>Queues an item, waiting for room on a bounded channel; a refused item is counted as dropped, then reported as false or, with <paramref name="byPolicy"/>, as the late-send policy says.</summary>
+    /// <remarks>
+    /// Pooled: a producer that outruns its receiver waits here often, and must not allocate each time. The policy is
+    /// applied here rather than by a wrapper around this wait, so a send that waits runs one state machine, not two.
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<bool> SendAsync(T item, CancellationToken cancellationToken)
+    public async ValueTask<bool> SendAsync(T item, bool byPolicy, CancellationToken cancellationToken)
     {
         using var link = AmbientToken.Link(cancellationToken);
         while (true)
@@ -140,13 +148,13 @@ internal sealed class ChannelCore<T> : IQueuedCount
                 case SendOutcome.Queued:
                     return true;
                 case SendOutcome.Refused:
-                    return false;
+                    return byPolicy && RefuseLateSend();
             }
 
             bool open;
             try
             {
-                open = await _channel.Writer.WaitToWriteAsync(link.Token).ConfigureAwait(false);
+                open = await _writer.WaitToWriteAsync(link.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
             {
@@ -161,7 +169,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
             if (!open)
             {
                 CountDropped();
-                return false;
+                return byPolicy && RefuseLateSend();
             }
         }
     }
@@ -181,7 +189,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
 
     public bool TryReceive([MaybeNullWhen(false)] out T item)
     {
-        if (_channel.Reader.TryRead(out item))
+        if (_reader.TryRead(out item))
         {
             Interlocked.Increment(ref _received.Value);
             ChannelMetrics.Count(ChannelMetrics.Received);
@@ -208,7 +216,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
             bool more;
             try
             {
-                more = await _channel.Reader.WaitToReadAsync(link.Token).ConfigureAwait(false);
+                more = await _reader.WaitToReadAsync(link.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
             {
@@ -251,7 +259,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
         T item;
         try
         {
-            item = await _channel.Reader.ReadAsync(link.Token).ConfigureAwait(false);
+            item = await _reader.ReadAsync(link.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
         {
@@ -322,7 +330,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
             Volatile.Write(ref _failure, ExceptionDispatchInfo.Capture(exception));
         }
 
-        _channel.Writer.TryComplete(exception);
+        _writer.TryComplete(exception);
         return true;
     }
 }

@@ -24,7 +24,7 @@ internal sealed class WriterAdapter<T>(ChannelCore<T> core) : ChannelWriter<T>
 
     public override async ValueTask WriteAsync(T item, CancellationToken cancellationToken = default)
     {
-        if (!await core.SendAsync(item, cancellationToken).ConfigureAwait(false))
+        if (!await core.SendAsync(item, byPolicy: false, cancellationToken).ConfigureAwait(false))
         {
             throw new ChannelClosedException(core.Failure);
         }
