@@ -20,7 +20,7 @@ public class CancellationBenchmarks
 
     private readonly CancellationTokenSource _outer = new();
     private CancelScope? _outerScope;
-    private IDisposable? _outerEntered;
+    private CancelScopeEntry _outerEntered;
 
     [GlobalSetup(Targets = [nameof(ScopeEnterExitNested), nameof(CheckpointInScope)])]
     public void EnterOuterScope()
@@ -31,7 +31,7 @@ public class CancellationBenchmarks
     }
 
     [GlobalCleanup(Targets = [nameof(ScopeEnterExitNested), nameof(CheckpointInScope)])]
-    public void ExitOuterScope() => _outerEntered?.Dispose();
+    public void ExitOuterScope() => _outerEntered.Dispose();
 
     // ---- scope enter + exit, nothing cancelled ----
 

@@ -42,7 +42,24 @@ public sealed class CancelScope
     // Timers cannot be set further than about 49 days ahead; a longer deadline is re-armed when this elapses.
     private static readonly TimeSpan s_maxTimerDue = TimeSpan.FromDays(40);
 
-    private readonly Lock _lock = new();
+    // The phase (State) in the low bits, plus Tangled: see EnterCore and Exit.
+    private const int PhaseMask = 3;
+
+    // Set (never cleared) before anything gives an exit something to undo under the lock: the token's source and its
+    // links, the deadline timer, a scope group. Entering and exiting a scope that nobody tangled is one interlocked
+    // operation each, with no lock; a tangled scope enters and exits under the lock. (A shield needs no flag: the
+    // untangled exit ignores it, which only sends more exits to the lock.)
+    private const int Tangled = 4;
+
+    // A scope's quiet mark that can never match s_epoch: the scope exited, so checkpoints must go the long way.
+    private const long NeverQuiet = -1;
+
+    // Counts the moments at which a scope, or what it listens to, may have become cancelled by MicroIo code: each one is
+    // counted after the state that answers "cancelled" is written. A checkpoint that found a scope uncancelled at epoch
+    // E marks it quiet at E, and the next checkpoints answer with one comparison while the epoch is still E. Scopes that
+    // listen to a caller's token that can be cancelled (which cancels without running MicroIo code) are never marked.
+    private static long s_epoch = 1;
+
     private readonly TimeProvider _timeProvider;
     private readonly bool _failOnDeadline;
     private readonly ScopeGroup? _group;
@@ -51,7 +68,18 @@ public sealed class CancelScope
     // without anyone asking for its token costs no source and no registration on the enclosing scope's token.
     private CancellationTokenSource? _cts;
 
-    private volatile State _state;
+    // The lock, and what only code holding it touches, created on first use: entering and exiting a scope that nobody
+    // else touches takes no lock and carries none of it.
+    private Guarded? _guarded;
+
+    // The State, plus the Tangled flag; read and written with Volatile and Interlocked.
+    private int _state;
+
+    // The epoch at which a checkpoint last found this scope, and everything it listens to, uncancelled (see s_epoch).
+    private long _quietEpoch;
+
+    // Whether this scope, or a scope it is nested in, listens to a caller's token that can be cancelled.
+    private bool _external;
     private bool _shield;
     private volatile bool _cancelCalled;
 
@@ -60,19 +88,16 @@ public sealed class CancelScope
     private volatile bool _outsideCancelled;
     private bool _cancelledCaught;
     private bool _timedOut;
-    private string? _reason;
-    private DateTimeOffset? _deadline;
-    private ITimer? _timer;
-    private long _timerGeneration;
 
     private CancelScope? _parent;
     private CancellationToken _callerToken;
-    private CancellationTokenRegistration _parentRegistration;
-    private CancellationTokenRegistration _callerRegistration;
 
     private enum State
     {
         New,
+
+        // Won by one Enter, which is writing the parent and the caller's token; seen by others as not yet active.
+        Entering,
         Active,
         Exited,
     }
@@ -89,6 +114,13 @@ public sealed class CancelScope
         _timeProvider = timeProvider ?? TimeProvider.System;
         _failOnDeadline = failOnDeadline;
         _group = group;
+        // A group must see the scope's entry and exit, which the untangled paths skip; a deadline has a timer to stop.
+        // Nobody else can see the scope yet, so a plain write does.
+        if (group is not null || deadline is not null)
+        {
+            _state = Tangled;
+        }
+
         if (deadline is not null)
         {
             Deadline = deadline;
@@ -105,7 +137,7 @@ public sealed class CancelScope
         get
         {
             var scope = s_current.Value;
-            return scope is null || scope._state != State.Exited ? scope : FirstActive(scope._parent);
+            return scope is null || scope.Phase != State.Exited ? scope : FirstActive(scope._parent);
         }
     }
 
@@ -122,7 +154,7 @@ public sealed class CancelScope
     {
         get
         {
-            lock (_lock)
+            lock (Guard)
             {
                 return _cancelCalled;
             }
@@ -134,9 +166,9 @@ public sealed class CancelScope
     {
         get
         {
-            lock (_lock)
+            lock (Guard)
             {
-                return _reason;
+                return Guard.Reason;
             }
         }
     }
@@ -146,7 +178,7 @@ public sealed class CancelScope
     {
         get
         {
-            lock (_lock)
+            lock (Guard)
             {
                 return _cancelledCaught;
             }
@@ -158,7 +190,7 @@ public sealed class CancelScope
     {
         get
         {
-            lock (_lock)
+            lock (Guard)
             {
                 return _timedOut;
             }
@@ -168,13 +200,7 @@ public sealed class CancelScope
     /// <summary>Gets a value indicating whether the scope has been entered and not yet exited.</summary>
     public bool IsActive
     {
-        get
-        {
-            lock (_lock)
-            {
-                return _state == State.Active;
-            }
-        }
+        get => Phase == State.Active;
     }
 
     /// <summary>Gets or sets a value indicating whether the scope ignores the cancellation of the scope around it.</summary>
@@ -187,7 +213,7 @@ public sealed class CancelScope
     {
         get
         {
-            lock (_lock)
+            lock (Guard)
             {
                 return _shield;
             }
@@ -195,7 +221,7 @@ public sealed class CancelScope
 
         set
         {
-            lock (_lock)
+            lock (Guard)
             {
                 if (_shield == value)
                 {
@@ -204,21 +230,24 @@ public sealed class CancelScope
 
                 // A cancellation that already reached the scope stays: with no source yet, it is recorded here, before the
                 // shield hides the parent from IsCancellationRequested.
-                if (value && _state == State.Active && !_outsideCancelled && _parent is not null && _parent.IsCancellationRequested)
+                if (value && Phase == State.Active && !_outsideCancelled && _parent is not null && _parent.IsCancellationRequested)
                 {
                     _outsideCancelled = true;
                 }
 
                 _shield = value;
-                if (_state != State.Active)
+
+                // Lowering the shield may expose a cancelled enclosing scope: no checkpoint may go on trusting its mark.
+                AdvanceEpoch();
+                if (Phase != State.Active)
                 {
                     return;
                 }
 
                 if (value)
                 {
-                    _parentRegistration.Unregister();
-                    _parentRegistration = default;
+                    Guard.ParentRegistration.Unregister();
+                    Guard.ParentRegistration = default;
                     return;
                 }
             }
@@ -238,18 +267,19 @@ public sealed class CancelScope
     {
         get
         {
-            lock (_lock)
+            lock (Guard)
             {
-                return _deadline;
+                return Guard.Deadline;
             }
         }
 
         set
         {
             bool expired;
-            lock (_lock)
+            lock (Guard)
             {
-                _deadline = value;
+                Tangle();
+                Guard.Deadline = value;
                 expired = ArmLocked();
             }
 
@@ -296,16 +326,16 @@ public sealed class CancelScope
     public bool Cancel(string? reason = null) => CancelCore(reason, timedOut: false);
 
     /// <summary>Enters the scope in the current async flow, without catching anything; dispose the result to exit.</summary>
-    /// <returns>A handle whose <see cref="IDisposable.Dispose"/> exits the scope.</returns>
+    /// <returns>A handle whose <see cref="CancelScopeEntry.Dispose"/> exits the scope (a struct: entering allocates nothing).</returns>
     /// <exception cref="InvalidOperationException">The scope was already entered.</exception>
     /// <remarks>
     /// For code that handles cancellation itself. Disposing the handle in a different async flow than the one that
     /// entered the scope, or while a scope entered inside it is still active, throws <see cref="InvalidOperationException"/>.
     /// </remarks>
-    public IDisposable Enter()
+    public CancelScopeEntry Enter()
     {
         EnterCore(CancellationToken.None);
-        return new Entered(this);
+        return new CancelScopeEntry(this);
     }
 
     /// <summary>Runs a body inside the scope and swallows the scope's own cancellation.</summary>
@@ -388,7 +418,7 @@ public sealed class CancelScope
     // Out of line: the common case (the innermost scope is active) must stay small enough to inline into checkpoints.
     private static CancelScope? FirstActive(CancelScope? scope)
     {
-        while (scope is not null && scope._state == State.Exited)
+        while (scope is not null && scope.Phase == State.Exited)
         {
             scope = scope._parent;
         }
@@ -396,23 +426,86 @@ public sealed class CancelScope
         return scope;
     }
 
+    /// <summary>Gets the scope the current async flow last entered (or was given), exited or not, without skipping.</summary>
+    internal static CancelScope? Innermost => s_current.Value;
+
+    /// <summary>Gets a value indicating whether a checkpoint found this scope uncancelled since the last possible cancellation.</summary>
+    /// <remarks>Only a hint to skip the full check: <see langword="false"/> says nothing.</remarks>
+    internal bool IsQuiet => Volatile.Read(ref _quietEpoch) == Volatile.Read(ref s_epoch);
+
+    /// <summary>The full check of <see cref="Checkpoint.ThrowIfCancelled"/> for the ambient scope, which marks the scope quiet when it may.</summary>
+    /// <param name="innermost">What <see cref="Innermost"/> returned.</param>
+    internal static void ThrowIfAmbientCancelled(CancelScope innermost)
+    {
+        // The mark and the epoch first, then the state: a cancellation recorded after these reads advances the epoch past
+        // the one read here, and an exit after the mark was read replaces it, so the exchange below cannot mark wrongly.
+        var mark = Volatile.Read(ref innermost._quietEpoch);
+        var epoch = Volatile.Read(ref s_epoch);
+        var scope = innermost.Phase != State.Exited ? innermost : FirstActive(innermost._parent);
+        if (scope is null)
+        {
+            return;
+        }
+
+        if (scope.IsCancellationRequested)
+        {
+            scope.Token.ThrowIfCancellationRequested();
+            return;
+        }
+
+        // A caller's token that can be cancelled cancels without running MicroIo code, so it advances no epoch: such a
+        // scope, and every scope inside it, is checked in full every time.
+        if (scope == innermost && mark != NeverQuiet && !scope._external && !scope.IsCancelledByRecords())
+        {
+            Interlocked.CompareExchange(ref scope._quietEpoch, epoch, mark);
+        }
+    }
+
     /// <summary>Enters the scope in the current async flow, linked to the enclosing scope and to the caller's token.</summary>
     internal void EnterCore(CancellationToken callerToken)
     {
         var parent = s_current.Value;
-        lock (_lock)
+
+        // Untangled (the common case): one interlocked operation wins the entry, so two racing Enters cannot both write
+        // the parent; while Entering, others see the scope as not yet active.
+        if (Volatile.Read(ref _state) == (int)State.New
+            && Interlocked.CompareExchange(ref _state, (int)State.Entering, (int)State.New) == (int)State.New)
         {
-            if (_state != State.New)
+            _parent = parent;
+            _callerToken = callerToken;
+            _external = callerToken.CanBeCanceled || (parent is not null && parent._external);
+
+            // Entering -> Active, keeping a Tangled flag set meanwhile (a first Token, a Shield or a Deadline from another
+            // thread). Parent and caller first: a reader that sees the scope active sees its links. A full fence, paired
+            // with the one in CreateSource: either this entry sees the new source below, or CreateSource sees the scope
+            // active and links it itself.
+            Interlocked.Add(ref _state, (int)State.Active - (int)State.Entering);
+            s_current.Value = this;
+            if (Volatile.Read(ref _cts) is not null)
             {
-                throw new InvalidOperationException(_state == State.Active
+                LinkParent();
+                LinkCaller();
+            }
+
+            return;
+        }
+
+        lock (Guard)
+        {
+            var phase = Phase;
+            if (phase != State.New)
+            {
+                throw new InvalidOperationException(phase is State.Entering or State.Active
                     ? "The CancelScope is already active; a scope can be entered only once."
                     : "The CancelScope has already been used; a scope can be entered only once.");
             }
 
-            // Parent and caller first: a reader that sees the scope active (a volatile read) sees its links.
+            // Here the scope is tangled (New without the flag would have taken the path above), and tangling happens under
+            // this lock, so no other writer of the state can run: a plain write keeps the flag.
             _parent = parent;
             _callerToken = callerToken;
-            _state = State.Active;
+            _external = callerToken.CanBeCanceled || (parent is not null && parent._external);
+            Volatile.Write(ref _state, (int)State.Active | Tangled);
         }
 
         s_current.Value = this;
@@ -431,7 +524,8 @@ public sealed class CancelScope
     internal void Exit()
     {
         var current = s_current.Value;
-        if (_state == State.Exited)
+        var state = Volatile.Read(ref _state);
+        if ((State)(state & PhaseMask) == State.Exited)
         {
             // Exited already: a handle disposed twice, or first from another flow that shares this one's context. Only
             // make sure this flow stops seeing the scope as its own, so the scopes around it can still exit here.
@@ -446,14 +540,30 @@ public sealed class CancelScope
                 "The CancelScope is being exited in a different async flow than the one that entered it, or while a scope entered inside it is still active.");
         }
 
+        // Untangled, and nothing outside cancelled: there is no source, timer, link or group to undo and no cancellation
+        // to keep, so the exit is the state change alone. Tangling fails this exchange, and a tangling operation that
+        // comes after it sees the scope exited; either way exactly one of them decides.
+        if (state == (int)State.Active && !IsCancelledOutsideUntangled())
+        {
+            // The quiet mark goes first, so no checkpoint trusts it once the scope is exited; if the exchange fails, the
+            // exit below happens anyway.
+            Volatile.Write(ref _quietEpoch, NeverQuiet);
+            if (Interlocked.CompareExchange(ref _state, (int)State.Exited, (int)State.Active) == (int)State.Active)
+            {
+                s_current.Value = _parent;
+                return;
+            }
+        }
+
         ITimer? timer;
         CancellationTokenRegistration parentRegistration;
         CancellationTokenRegistration callerRegistration;
         CancellationTokenSource? cancelSource = null;
-        lock (_lock)
+        lock (Guard)
         {
-            // Two flows that share the entering flow's context may both dispose the handle: only the first exits.
-            if (_state == State.Exited)
+            // Two flows that share the entering flow's context may both dispose the handle: only the first exits. Tangling
+            // first shuts out an untangled exit from the other flow.
+            if ((State)(Tangle() & PhaseMask) == State.Exited)
             {
                 RestoreParentIfCurrent(current);
                 return;
@@ -467,20 +577,24 @@ public sealed class CancelScope
                 cancelSource = _cts;
             }
 
-            _state = State.Exited;
-            timer = _timer;
-            _timer = null;
-            _timerGeneration++;
-            parentRegistration = _parentRegistration;
-            _parentRegistration = default;
-            callerRegistration = _callerRegistration;
-            _callerRegistration = default;
+            Volatile.Write(ref _state, (int)State.Exited | Tangled);
+            Volatile.Write(ref _quietEpoch, NeverQuiet);
+            timer = Guard.Timer;
+            Guard.Timer = null;
+            Guard.TimerGeneration++;
+            parentRegistration = Guard.ParentRegistration;
+            Guard.ParentRegistration = default;
+            callerRegistration = Guard.CallerRegistration;
+            Guard.CallerRegistration = default;
         }
 
         timer?.Dispose();
         parentRegistration.Unregister();
         callerRegistration.Unregister();
+        // No epoch to advance: the exit records a cancellation only when the scope's records already showed it (active,
+        // with the outside cancelled), so no quiet mark inside it can stand.
         cancelSource?.Cancel();
+
         _group?.OnExit(this);
         s_current.Value = _parent;
     }
@@ -496,7 +610,7 @@ public sealed class CancelScope
     /// </remarks>
     internal bool CatchOwnCancellation()
     {
-        lock (_lock)
+        lock (Guard)
         {
             if (!_cancelCalled || IsCancelledOutsideLocked())
             {
@@ -513,7 +627,7 @@ public sealed class CancelScope
     {
         get
         {
-            lock (_lock)
+            lock (Guard)
             {
                 return IsCancelledOutsideLocked();
             }
@@ -525,7 +639,7 @@ public sealed class CancelScope
     {
         get
         {
-            lock (_lock)
+            lock (Guard)
             {
                 return _callerToken.IsCancellationRequested || _parent is null ? _callerToken : _parent.Token;
             }
@@ -539,6 +653,30 @@ public sealed class CancelScope
     /// </summary>
     internal bool IsPassThrough(OperationCanceledException cancellation) =>
         cancellation.GetType() == typeof(OperationCanceledException) && cancellation.CancellationToken == OutsideToken;
+
+    /// <summary>Invalidates every quiet mark: called after each record that can make a scope (or one inside it) cancelled.</summary>
+    private static void AdvanceEpoch() => Interlocked.Increment(ref s_epoch);
+
+    private State Phase => (State)(Volatile.Read(ref _state) & PhaseMask);
+
+    private Guarded Guard => Volatile.Read(ref _guarded) ?? CreateGuarded();
+
+    private Guarded CreateGuarded()
+    {
+        var created = new Guarded();
+        return Interlocked.CompareExchange(ref _guarded, created, null) ?? created;
+    }
+
+    /// <summary>Marks the scope tangled (see <see cref="Tangled"/>); call under the lock. Returns the state before.</summary>
+    /// <remarks>
+    /// Once tangled, only an untangled Enter already past its exchange can still change the state (to Active), and
+    /// callers that use the result are never in that window (an exit there has already thrown): a read is enough.
+    /// </remarks>
+    private int Tangle()
+    {
+        var state = Volatile.Read(ref _state);
+        return (state & Tangled) != 0 ? state : Interlocked.Or(ref _state, Tangled);
+    }
 
     private static CancelScope After(TimeSpan delay, TimeProvider? timeProvider, bool failOnDeadline)
     {
@@ -557,22 +695,49 @@ public sealed class CancelScope
         _callerToken.IsCancellationRequested || (!_shield && _parent is not null && _parent.IsCancellationRequested);
 
     /// <summary>Answers <see cref="IsCancellationRequested"/> for a scope whose source has not been created: what the source would say.</summary>
-    private bool IsCancelledWithoutSource() =>
-        _cancelCalled
-        || _outsideCancelled
-        || (_state == State.Active && (_callerToken.IsCancellationRequested || (!Volatile.Read(ref _shield) && _parent is { } parent && parent.IsCancellationRequested)));
+    private bool IsCancelledWithoutSource()
+    {
+        // The phase first: an exit records a cancellation that had reached the scope before it shows the scope exited, so
+        // a reader that sees it exited sees that record too.
+        var active = Phase == State.Active;
+        return _cancelCalled
+            || _outsideCancelled
+            || (active && (_callerToken.IsCancellationRequested || (!Volatile.Read(ref _shield) && _parent is { } parent && parent.IsCancellationRequested)));
+    }
+
+    /// <summary>
+    /// Answers, from the scopes' own records only (never from a token's source), whether this scope or what it listens to
+    /// may be cancelled; every way MicroIo sets such a record advances the epoch after it.
+    /// </summary>
+    private bool IsCancelledByRecords()
+    {
+        var active = Phase == State.Active;
+        return _cancelCalled
+            || _outsideCancelled
+            || (active && (_callerToken.IsCancellationRequested || (!Volatile.Read(ref _shield) && _parent is { } parent && parent.IsCancelledByRecords())));
+    }
+
+    /// <summary>
+    /// Answers, for an untangled scope (one without a source), whether the outside may be cancelled: it ignores the shield,
+    /// so a shielded scope inside a cancelled one exits under the lock, which decides exactly.
+    /// </summary>
+    private bool IsCancelledOutsideUntangled() =>
+        _callerToken.IsCancellationRequested || (_parent is { } parent && parent.IsCancellationRequested);
 
     /// <summary>Creates the token's source on first use: cancelled at once if the scope already is, and linked to the outside while active.</summary>
     private CancellationTokenSource CreateSource()
     {
         CancellationTokenSource cts;
         bool link;
-        lock (_lock)
+        lock (Guard)
         {
             if (_cts is { } existing)
             {
                 return existing;
             }
+
+            // A source has links that an exit must remove under the lock: no untangled exit from here on.
+            Tangle();
 
             // Decided under the lock that CancelCore and Exit take: a cancellation either is seen here or finds the source.
             cts = new CancellationTokenSource();
@@ -581,8 +746,10 @@ public sealed class CancelScope
                 cts.Cancel();
             }
 
-            Volatile.Write(ref _cts, cts);
-            link = _state == State.Active;
+            // A full fence, paired with the one in an untangled EnterCore: either that entry sees this source, or the phase
+            // read below sees the scope active.
+            Interlocked.Exchange(ref _cts, cts);
+            link = Phase == State.Active;
         }
 
         if (link)
@@ -598,9 +765,9 @@ public sealed class CancelScope
     private void LinkCaller()
     {
         CancellationToken caller;
-        lock (_lock)
+        lock (Guard)
         {
-            if (_state != State.Active || !_callerToken.CanBeCanceled)
+            if (Phase != State.Active || !_callerToken.CanBeCanceled)
             {
                 return;
             }
@@ -610,18 +777,18 @@ public sealed class CancelScope
 
         // UnsafeRegister: cancelling a token must not capture or flow the registering code's context.
         var registration = caller.UnsafeRegister(static s => ((CancelScope)s!).CancelFromOutside(), this);
-        lock (_lock)
+        lock (Guard)
         {
             // An exit may have come in between: then the link must not stay (the exit recorded any cancellation). An
             // Enter and a first Token racing each other may both link: the second link must not replace (and so leak) the
             // first, which the exit would then never remove.
-            if (_state != State.Active || _callerRegistration != default)
+            if (Phase != State.Active || Guard.CallerRegistration != default)
             {
                 registration.Unregister();
                 return;
             }
 
-            _callerRegistration = registration;
+            Guard.CallerRegistration = registration;
         }
     }
 
@@ -636,37 +803,49 @@ public sealed class CancelScope
     private void LinkParent()
     {
         CancelScope? parent;
-        lock (_lock)
+        lock (Guard)
         {
             // Without a source there is nothing to link yet: CreateSource links when the token is first asked for.
-            parent = _shield || _state != State.Active || _cts is null ? null : _parent;
+            parent = _shield || Phase != State.Active || _cts is null ? null : _parent;
         }
 
         if (parent is not null)
         {
             var registration = parent.Token.UnsafeRegister(static s => ((CancelScope)s!).CancelFromOutside(), this);
-            lock (_lock)
+            lock (Guard)
             {
                 // A concurrent Shield = true or exit may have come in between: then the link must not stay; nor may a
                 // second link, made by an Enter racing the first Token, replace the first.
-                if (_shield || _state != State.Active || _parentRegistration != default)
+                if (_shield || Phase != State.Active || Guard.ParentRegistration != default)
                 {
                     registration.Unregister();
                     return;
                 }
 
-                _parentRegistration = registration;
+                Guard.ParentRegistration = registration;
             }
         }
     }
 
-    private void CancelFromOutside() => Volatile.Read(ref _cts)?.Cancel();
+    private void CancelFromOutside()
+    {
+        if (Volatile.Read(ref _cts) is { } cts)
+        {
+            cts.Cancel();
+
+            // The outside's records already show this cancellation (its own records, or a caller's token, which keeps
+            // scopes from being marked at all), except when a link was removed while its callback was already on its way
+            // (a shield raised, or an exit, racing the outside's cancellation): then only the token shows it, and a mark
+            // made before it was cancelled must not stand.
+            AdvanceEpoch();
+        }
+    }
 
     private bool CancelCore(string? reason, bool timedOut)
     {
         ITimer? timer;
         CancellationTokenSource? cts;
-        lock (_lock)
+        lock (Guard)
         {
             if (_cancelCalled)
             {
@@ -674,16 +853,19 @@ public sealed class CancelScope
             }
 
             _timedOut = timedOut;
-            _reason = reason;
+            Guard.Reason = reason;
             _cancelCalled = true;
-            timer = _timer;
-            _timer = null;
-            _timerGeneration++;
+            timer = Guard.Timer;
+            Guard.Timer = null;
+            Guard.TimerGeneration++;
 
             // A source created after this lock sees _cancelCalled and starts cancelled.
             cts = _cts;
         }
 
+        // After the record, before the token is cancelled: callbacks on the token may run checkpoints in this scope, and
+        // must find no quiet mark; a checkpoint marking the scope from here on reads the record and does not.
+        AdvanceEpoch();
         timer?.Dispose();
         cts?.Cancel();
         return true;
@@ -692,10 +874,10 @@ public sealed class CancelScope
     /// <summary>Arms (or re-arms, or stops) the deadline timer; returns true when the deadline has already passed.</summary>
     private bool ArmLocked()
     {
-        _timer?.Dispose();
-        _timer = null;
-        var generation = ++_timerGeneration;
-        if (_deadline is not { } deadline || _cancelCalled || _state == State.Exited)
+        Guard.Timer?.Dispose();
+        Guard.Timer = null;
+        var generation = ++Guard.TimerGeneration;
+        if (Guard.Deadline is not { } deadline || _cancelCalled || Phase == State.Exited)
         {
             return false;
         }
@@ -706,7 +888,7 @@ public sealed class CancelScope
             return true;
         }
 
-        _timer = _timeProvider.CreateTimer(
+        Guard.Timer = _timeProvider.CreateTimer(
             static s => ((DeadlineTick)s!).Fire(),
             new DeadlineTick(this, generation),
             due < s_maxTimerDue ? due : s_maxTimerDue,
@@ -717,10 +899,10 @@ public sealed class CancelScope
     private void OnDeadline(long generation)
     {
         bool expired;
-        lock (_lock)
+        lock (Guard)
         {
             // A timer that was replaced or stopped while its callback was on its way must not cancel.
-            if (generation != _timerGeneration)
+            if (generation != Guard.TimerGeneration)
             {
                 return;
             }
@@ -734,6 +916,21 @@ public sealed class CancelScope
         }
     }
 
+    /// <summary>The state that is read and written only under the scope's lock; the object is that lock (a monitor).</summary>
+    /// <remarks>
+    /// A monitor rather than a <see cref="Lock"/>: one object instead of two for every scope that needs a lock (a deadline,
+    /// a token, a cancel), and it is private, so nobody else can take it.
+    /// </remarks>
+    private sealed class Guarded
+    {
+        public string? Reason;
+        public DateTimeOffset? Deadline;
+        public ITimer? Timer;
+        public long TimerGeneration;
+        public CancellationTokenRegistration ParentRegistration;
+        public CancellationTokenRegistration CallerRegistration;
+    }
+
     private sealed class DeadlineTick(CancelScope scope, long generation)
     {
         public void Fire() => scope.OnDeadline(generation);
@@ -745,12 +942,5 @@ public sealed class CancelScope
         {
             s_current.Value = _parent;
         }
-    }
-
-    // Disposing twice is harmless because Exit is: an exited scope ignores further exits, and an exit refused in the
-    // wrong flow changed nothing, so the right flow can still exit later.
-    private sealed class Entered(CancelScope scope) : IDisposable
-    {
-        public void Dispose() => scope.Exit();
     }
 }

@@ -20,10 +20,12 @@ public static class Checkpoint
     {
         cancellationToken.ThrowIfCancellationRequested();
 
-        // Asks the scope first: a scope whose token nobody has used answers without creating the token's source.
-        if (CancelScope.Current is { } scope && scope.IsCancellationRequested)
+        // One comparison while nothing can have been cancelled since a checkpoint last found the ambient scope uncancelled;
+        // otherwise the full check, which asks the scope first (a scope whose token nobody has used answers without
+        // creating the token's source).
+        if (CancelScope.Innermost is { } scope && !scope.IsQuiet)
         {
-            scope.Token.ThrowIfCancellationRequested();
+            CancelScope.ThrowIfAmbientCancelled(scope);
         }
     }
 
