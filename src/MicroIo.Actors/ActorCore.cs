@@ -125,58 +125,42 @@ public sealed class ActorCore<T>
         }
     }
 
-    private static bool IsCancellation(Exception exception, CancellationToken token) =>
-        exception is OperationCanceledException && (token.IsCancellationRequested || CancelScope.Current?.IsCancellationRequested == true);
+    private static bool IsCancellation(Exception exception, CancelScope? runScope, CancellationToken token) =>
+        exception is OperationCanceledException && (token.IsCancellationRequested || runScope?.IsCancellationRequested == true);
 
     // Every await here keeps the caller's context (ConfigureAwait(true)): handlers must run where the actor's owner runs.
-    // Whether a handler's exception is the run's cancellation is decided in a filter, as the handler's own scopes are
-    // still entered then (before its finally blocks run), so a sync handler's cancelled inner scope counts as cancellation.
-    // Per message the loop pays the take, the handler call and one checkpoint (a handler may cancel the run, and the
-    // next message must not start then); a handler whose task is already complete is not awaited, so a burst of
-    // synchronous handlers runs as a plain loop over what is queued, and only an incomplete task enters the await.
+    // The run's scope is taken once, at the start: a handler's own inner scope, still entered when a synchronous handler
+    // throws, must not make the handler's failure look like the run's cancellation. A handler whose task is already
+    // complete is not awaited, so the loop skips the awaiter; the checkpoint after every message stays (a handler may
+    // cancel the run, and the next message must not start then).
     private async Task RunSerialAsync(Func<T, CancellationToken, Task> handler, CancellationToken cancellationToken)
     {
+        var runScope = CancelScope.Current;
         var mailbox = Mailbox;
         while (await mailbox.WaitToGetAsync(cancellationToken).ConfigureAwait(true))
         {
             while (mailbox.TryGet(out var item))
             {
                 var started = ActorMetrics.Start();
-                Task handled;
                 try
                 {
-                    handled = handler(item, cancellationToken);
-                }
-                catch (Exception ex) when (!IsCancellation(ex, cancellationToken))
-                {
-                    Mailbox.Fail(ex);
-                    ActorMetrics.Record(started, failed: true);
-                    throw;
-                }
-                catch (Exception)
-                {
-                    ActorMetrics.Record(started, failed: true);
-                    throw;
-                }
+                    var handled = handler(item, cancellationToken);
 
-                // A null task fails as awaiting it would: with a NullReferenceException that fails the mailbox.
-                if (handled is not { IsCompletedSuccessfully: true })
-                {
-                    try
+                    // A null task fails as awaiting it would: with a NullReferenceException that fails the mailbox.
+                    if (handled is not { IsCompletedSuccessfully: true })
                     {
                         await handled.ConfigureAwait(true);
                     }
-                    catch (Exception ex) when (!IsCancellation(ex, cancellationToken))
+                }
+                catch (Exception ex)
+                {
+                    if (!IsCancellation(ex, runScope, cancellationToken))
                     {
-                        Mailbox.Fail(ex);
-                        ActorMetrics.Record(started, failed: true);
-                        throw;
+                        mailbox.Fail(ex);
                     }
-                    catch (Exception)
-                    {
-                        ActorMetrics.Record(started, failed: true);
-                        throw;
-                    }
+
+                    ActorMetrics.Record(started, failed: true);
+                    throw;
                 }
 
                 ActorMetrics.Record(started, failed: false);
@@ -204,6 +188,7 @@ public sealed class ActorCore<T>
             var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             group.StartSoon(async token =>
             {
+                var runScope = CancelScope.Current;
                 var started = ActorMetrics.Start();
                 var failed = true;
                 try
@@ -211,7 +196,7 @@ public sealed class ActorCore<T>
                     await handler(item, () => released.TrySetResult(), token).ConfigureAwait(true);
                     failed = false;
                 }
-                catch (Exception ex) when (!IsCancellation(ex, token))
+                catch (Exception ex) when (!IsCancellation(ex, runScope, token))
                 {
                     _handlerFailed = true;
                     Mailbox.Fail(ex);

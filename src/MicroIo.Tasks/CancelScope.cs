@@ -221,6 +221,8 @@ public sealed class CancelScope
 
         set
         {
+            CancellationTokenSource? reached = null;
+            var link = false;
             lock (Guard)
             {
                 if (_shield == value)
@@ -228,31 +230,38 @@ public sealed class CancelScope
                     return;
                 }
 
-                // A cancellation that already reached the scope stays: with no source yet, it is recorded here, before the
-                // shield hides the parent from IsCancellationRequested.
+                // A cancellation that already reached the scope stays: it is recorded here, before the shield hides the
+                // parent from IsCancellationRequested, and a source that exists is cancelled below, as the link would
+                // have done had its callback run before the shield removed it.
                 if (value && Phase == State.Active && !_outsideCancelled && _parent is not null && _parent.IsCancellationRequested)
                 {
                     _outsideCancelled = true;
+                    reached = _cts;
                 }
 
                 _shield = value;
-
-                // Lowering the shield may expose a cancelled enclosing scope: no checkpoint may go on trusting its mark.
-                AdvanceEpoch();
-                if (Phase != State.Active)
+                if (Phase == State.Active)
                 {
-                    return;
-                }
-
-                if (value)
-                {
-                    Guard.ParentRegistration.Unregister();
-                    Guard.ParentRegistration = default;
-                    return;
+                    if (value)
+                    {
+                        Guard.ParentRegistration.Unregister();
+                        Guard.ParentRegistration = default;
+                    }
+                    else
+                    {
+                        // Lowering the shield may expose a cancelled enclosing scope: no checkpoint may go on trusting its mark.
+                        AdvanceEpoch();
+                        link = true;
+                    }
                 }
             }
 
-            LinkParent();
+            if (link)
+            {
+                LinkParent();
+            }
+
+            reached?.Cancel();
         }
     }
 
@@ -577,8 +586,10 @@ public sealed class CancelScope
                 cancelSource = _cts;
             }
 
-            Volatile.Write(ref _state, (int)State.Exited | Tangled);
+            // The mark goes first, as on the untangled exit: a flow that outlives the scope must not pass a checkpoint on it
+            // once the scope is seen exited.
             Volatile.Write(ref _quietEpoch, NeverQuiet);
+            Volatile.Write(ref _state, (int)State.Exited | Tangled);
             timer = Guard.Timer;
             Guard.Timer = null;
             Guard.TimerGeneration++;
@@ -831,13 +842,19 @@ public sealed class CancelScope
     {
         if (Volatile.Read(ref _cts) is { } cts)
         {
-            cts.Cancel();
-
             // The outside's records already show this cancellation (its own records, or a caller's token, which keeps
             // scopes from being marked at all), except when a link was removed while its callback was already on its way
-            // (a shield raised, or an exit, racing the outside's cancellation): then only the token shows it, and a mark
-            // made before it was cancelled must not stand.
+            // (a shield raised, or an exit, racing the outside's cancellation): then only the token shows it, and no mark
+            // made before it was cancelled may stand, not even when a callback on the token throws.
             AdvanceEpoch();
+            try
+            {
+                cts.Cancel();
+            }
+            finally
+            {
+                AdvanceEpoch();
+            }
         }
     }
 

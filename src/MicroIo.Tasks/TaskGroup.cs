@@ -141,8 +141,12 @@ public sealed class TaskGroup
     /// <summary>Schedules a child that receives the group's token.</summary>
     /// <param name="child">The child's code.</param>
     /// <exception cref="ArgumentNullException"><paramref name="child"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The group has finished.</exception>
-    /// <remarks>A child of a cancelled group still starts, with a cancelled token, so its cleanup code runs.</remarks>
+    /// <exception cref="InvalidOperationException">The group has finished, or has 2^30 - 1 children running already.</exception>
+    /// <remarks>
+    /// A child of a cancelled group still starts, with a cancelled token, so its cleanup code runs. May be called from any
+    /// thread. If the owner's synchronization context throws from <c>Post</c>, that exception is rethrown and the child
+    /// does not count: a context that throws must not have queued the callback.
+    /// </remarks>
     public void StartSoon(Func<CancellationToken, Task> child)
     {
         ArgumentNullException.ThrowIfNull(child);
@@ -175,7 +179,7 @@ public sealed class TaskGroup
     /// <param name="cancellationToken">A token that, until the child signals, cancels the child (as the caller's ambient scope does).</param>
     /// <returns>The value the child passed to <see cref="TaskReadiness{T}.Started(T)"/>.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="child"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The group has finished, or the child returned without signalling readiness.</exception>
+    /// <exception cref="InvalidOperationException">The group has finished or has 2^30 - 1 children running already, or the child returned without signalling readiness.</exception>
     /// <exception cref="OperationCanceledException">The group, the caller's token or the caller's scope was cancelled before the child signalled.</exception>
     /// <remarks>
     /// A child that fails before it signals hands its exception to this caller only: the group goes on. Once it signals, it
@@ -184,7 +188,7 @@ public sealed class TaskGroup
     public Task<T> StartAsync<T>(Func<TaskReadiness<T>, CancellationToken, Task> child, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(child);
-        Reserve(cancellationToken);
+        ReserveForStarter(cancellationToken);
 
         var starter = new StarterLink(CancelScope.Current?.Token ?? CancellationToken.None, cancellationToken);
         var readiness = new TaskReadiness<T>(starter.MoveToGroup);
@@ -328,7 +332,7 @@ public sealed class TaskGroup
     }
 
     /// <summary>Counts in a child that a starter will wait for, unless the group has finished or the starter is cancelled.</summary>
-    private void Reserve(CancellationToken callerToken)
+    private void ReserveForStarter(CancellationToken callerToken)
     {
         // A finished group says so, even to a cancelled starter.
         if (IsFinished)
@@ -433,6 +437,7 @@ public sealed class TaskGroup
         }
     }
 
+    /// <summary>Waits for a child that did not end at once, records how it ended, and counts it out.</summary>
     private async Task AwaitChildAsync(Task task)
     {
         try

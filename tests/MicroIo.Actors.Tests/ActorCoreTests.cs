@@ -141,27 +141,89 @@ public class ActorCoreTests
         }
     }
 
-    [Fact]
-    public async Task Serial_SyncHandlerStoppedByItsOwnCancelledScope_EndsTheRunAsCancellationWithoutFailingTheMailbox()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Serial_HandlerStoppedByItsOwnCancelledScope_FailsTheMailboxLikeAnyHandlerFailure(bool asynchronous)
     {
-        var actor = new ActorCore<int>((item, ct) =>
-        {
-            var inner = new CancelScope();
-            using (inner.Enter())
+        // The handler's own scope does not catch its cancellation (Enter, not RunAsync), so it escapes the handler: a
+        // failure of the handler, not the run's cancellation, whether it is thrown synchronously or after an await.
+        Func<int, CancellationToken, Task> handler = asynchronous
+            ? async (item, ct) =>
             {
-                inner.Cancel();
-                Checkpoint.ThrowIfCancelled();
+                await Task.Yield();
+                CancelOwnScopeAndCheckpoint();
             }
-
-            return Task.CompletedTask;
-        });
+            : (item, ct) =>
+            {
+                // Thrown synchronously, while the handler's scope is still entered.
+                CancelOwnScopeAndCheckpoint();
+                return Task.CompletedTask;
+            };
+        var actor = new ActorCore<int>(handler);
         actor.Submit(1);
         actor.Submit(2);
 
-        await Should.ThrowAsync<OperationCanceledException>(actor.RunAsync().WaitAsync(s_bound));
+        var ex = await RunAndCatchCancellationAsync(actor);
 
-        actor.Mailbox.IsClosed.ShouldBeFalse();
+        actor.Mailbox.IsClosed.ShouldBeTrue();
         actor.Drain().ShouldBe([2]);
+        (await RunAndCatchCancellationAsync(actor.Mailbox.GetAsync().AsTask())).ShouldBeSameAs(ex);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Concurrent_HandlerStoppedByItsOwnCancelledScope_FailsTheMailboxLikeAnyHandlerFailure(bool asynchronous)
+    {
+        Func<int, Action, CancellationToken, Task> handler = asynchronous
+            ? async (item, release, ct) =>
+            {
+                await Task.Yield();
+                CancelOwnScopeAndCheckpoint();
+            }
+            : (item, release, ct) =>
+            {
+                CancelOwnScopeAndCheckpoint();
+                return Task.CompletedTask;
+            };
+        var actor = new ActorCore<int>(handler);
+        actor.Submit(1);
+        actor.Submit(2);
+
+        var run = actor.RunAsync().WaitAsync(s_bound);
+        var error = await Should.ThrowAsync<AggregateException>(run);
+
+        error.InnerExceptions.ShouldHaveSingleItem().ShouldBeAssignableTo<OperationCanceledException>();
+        actor.Mailbox.IsClosed.ShouldBeTrue();
+        actor.Drain().ShouldBe([2]);
+    }
+
+    private static void CancelOwnScopeAndCheckpoint()
+    {
+        var inner = new CancelScope();
+        using (inner.Enter())
+        {
+            inner.Cancel();
+            Checkpoint.ThrowIfCancelled();
+        }
+    }
+
+    private static Task<OperationCanceledException> RunAndCatchCancellationAsync(ActorCore<int> actor) =>
+        RunAndCatchCancellationAsync(actor.RunAsync());
+
+    private static async Task<OperationCanceledException> RunAndCatchCancellationAsync(Task task)
+    {
+        try
+        {
+            await task.WaitAsync(s_bound);
+        }
+        catch (OperationCanceledException ex)
+        {
+            return ex;
+        }
+
+        throw new ShouldAssertException("The task did not end with an OperationCanceledException.");
     }
 
     [Fact]

@@ -863,4 +863,29 @@ public class CancelScopeTests
         outer.IsActive.ShouldBeFalse();
         CancelScope.Current.ShouldBeNull();
     }
+
+    [Fact]
+    public void Shield_RaisedByAnEarlierCallbackOfTheEnclosingScopesCancellation_CancellationStays()
+    {
+        var outer = new CancelScope();
+        var inner = new CancelScope();
+        using (outer.Enter())
+        {
+            _ = outer.Token;
+            using (inner.Enter())
+            {
+                _ = inner.Token;
+
+                // Registered after the inner scope's link, so it runs first: the outer token is cancelled by then, and the
+                // shield removes the link before its callback has run.
+                using var registration = outer.Token.Register(() => inner.Shield = true);
+                outer.Cancel();
+
+                inner.Shield.ShouldBeTrue();
+                inner.IsCancellationRequested.ShouldBeTrue();
+                inner.Token.IsCancellationRequested.ShouldBeTrue();
+                Should.Throw<OperationCanceledException>(() => Checkpoint.ThrowIfCancelled());
+            }
+        }
+    }
 }

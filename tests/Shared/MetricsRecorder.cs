@@ -21,13 +21,16 @@ internal sealed class MetricsRecorder : IDisposable
                 listener.EnableMeasurementEvents(instrument);
             }
         };
-        _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => Record(instrument.Name, value));
-        _listener.SetMeasurementEventCallback<double>((instrument, value, _, _) => Record(instrument.Name, (long)Math.Round(value * 1_000_000)));
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Record(instrument.Name, value, tags));
+        _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Record(instrument.Name, (long)Math.Round(value * 1_000_000), tags));
         _listener.Start();
     }
 
     /// <summary>Gets the sum of what a counter recorded since this recorder started.</summary>
     public long Sum(string instrument) => _sums.GetValueOrDefault(instrument);
+
+    /// <summary>Gets the sum of what a counter recorded with one tag value since this recorder started.</summary>
+    public long Sum(string instrument, string tag, string value) => _sums.GetValueOrDefault(Key(instrument, tag, value));
 
     /// <summary>Gets how many measurements an instrument recorded since this recorder started.</summary>
     public int Count(string instrument) => _counts.GetValueOrDefault(instrument);
@@ -41,6 +44,18 @@ internal sealed class MetricsRecorder : IDisposable
     }
 
     public void Dispose() => _listener.Dispose();
+
+    private static string Key(string instrument, string tag, object? value) => $"{instrument}|{tag}={value}";
+
+    private void Record(string name, long value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        foreach (var tag in tags)
+        {
+            _sums.AddOrUpdate(Key(name, tag.Key, tag.Value), value, (_, sum) => sum + value);
+        }
+
+        Record(name, value);
+    }
 
     private void Record(string name, long value)
     {
