@@ -18,10 +18,11 @@ namespace MicroIo;
 /// <para>
 /// Other threads reach the loop through <see cref="CallSoon(Action)"/> (fire and forget),
 /// <see cref="CallSync{T}(Func{T}, TimeSpan)"/> (run and wait for the result) and
-/// <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/> (run async work as a child of the group). Each is accepted
-/// (and then runs, even while the service is stopping) or refused with <see cref="ClosedResourceException"/> once the loop
-/// is ending (its task group has finished and nothing else is outstanding): the decision is made atomically with the
-/// loop's end, so no callback is dropped silently, and a caller that keeps offering work cannot keep the loop alive.
+/// <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/> (run async work under the group: the group cannot finish while
+/// it runs, and a stop cancels the caller's task). Each is accepted (and then runs, even while the service is stopping) or
+/// refused with <see cref="ClosedResourceException"/> once the loop is ending (its task group has finished and nothing else
+/// is outstanding): the decision is made atomically with the loop's end, so no callback is dropped silently, and a caller
+/// that keeps offering work cannot keep the loop alive.
 /// </para>
 /// <para>
 /// <see cref="ServiceThread.Stop(string?)"/> (or any close of <see cref="ServiceThread.Scope"/>) cancels the task group, so
@@ -56,20 +57,25 @@ public class LoopServiceThread : ServiceThread
     private TaskGroup? _group;
 
     // The execution context of the group's body (its ambient scope is the group's), in which submitted work runs, as the
-    // group's children do. Written and read on the loop thread only.
+    // group's children do; null if the flow of the context was suppressed. Written and read on the loop thread only.
     private ExecutionContext? _groupContext;
 
-    // Whether the group's body has not returned yet: while it has not, the group cannot finish, so submitted work runs
-    // straight from its queue item. Written and read on the loop thread only.
-    private bool _bodyRunning;
+    // Where the group's body is. While it runs, the group cannot finish, so submitted work runs straight from its queue
+    // item. Written and read on the loop thread only.
+    private BodyState _bodyState;
 
-    // How many submitted works are running their synchronous part on the loop's stack right now (at most one, as the loop
-    // runs one item at a time). Written and read on the loop thread only.
-    private int _directRuns;
+    private enum BodyState
+    {
+        NotStarted,
 
-    // Set when the body returned inline from inside such a work: the group's body then waits for it, so the group cannot
-    // finish before the work has ended or become a child. Written and read on the loop thread only.
-    private TaskCompletionSource? _bodyHold;
+        // RunAsync has not returned.
+        Running,
+
+        // RunAsync has returned, and the group's body ends on the loop's next turn (see RunMainAsync).
+        Held,
+
+        Ended,
+    }
 
     /// <summary>Initializes a loop service whose body is an override of <see cref="RunAsync"/>, or, without one, a body that reports started and waits for the stop.</summary>
     /// <param name="options">The service's settings, or <see langword="null"/> for the defaults.</param>
@@ -266,23 +272,33 @@ public class LoopServiceThread : ServiceThread
         return CallSyncAsync(AsFunc(action), cancellationToken);
     }
 
-    /// <summary>Runs async work on the loop as a child of the service's task group, and returns a task for its result.</summary>
+    /// <summary>Runs async work on the loop under the service's task group, and returns a task for its result.</summary>
     /// <typeparam name="T">The type of the result.</typeparam>
     /// <param name="func">The work; it starts on the loop and receives the group's token.</param>
     /// <returns>
-    /// A task that completes with the work's result or exception, and is cancelled when the service stops first (even if the
-    /// work ignores its token). Its continuations never run inline on the loop.
+    /// A task that completes with the work's result or exception, and is cancelled when the service stops while the work
+    /// still runs (even if the work ignores its token). Its continuations never run inline on the loop.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">The service has not been started.</exception>
     /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the work did not run.</exception>
     /// <remarks>
-    /// The work's failure belongs to the caller only: it does not fail the service or cancel its siblings. Work accepted
-    /// after the group was cancelled never starts and its task is cancelled; work accepted as the group finishes gets
-    /// <see cref="ClosedResourceException"/> in its task. A stop that comes before the work has handed over its outcome
-    /// cancels the task. May be called from any thread, the loop's included. When the loop was idle, the caller spins for a
-    /// few microseconds before returning, so work that the loop finishes at once is awaited as a completed task, without a
-    /// thread-pool hop.
+    /// <para>
+    /// The group cannot finish while the work runs, and the work sees the group's token and ambient scope. Work that ends at
+    /// once never becomes a child of the group (<see cref="TaskGroup.RunningCount"/> does not count it); work still running
+    /// when it returns does. The work's failure belongs to the caller only: it does not fail the service or cancel its
+    /// siblings.
+    /// </para>
+    /// <para>
+    /// Work accepted after the group was cancelled never starts and its task is cancelled; work accepted as the group
+    /// finishes gets <see cref="ClosedResourceException"/> in its task. An outcome the work has when it returns (a result,
+    /// or an exception it throws or returns) is handed over as is, even if the work stopped the service itself; a
+    /// cancellation of the work's own cancels the task. Once the work runs asynchronously, a stop cancels the task at once.
+    /// </para>
+    /// <para>
+    /// May be called from any thread, the loop's included. When the loop was idle, the caller spins for a few microseconds
+    /// before returning, so work that the loop finishes at once is awaited as a completed task, without a thread-pool hop.
+    /// </para>
     /// </remarks>
     public Task<T> Submit<T>(Func<CancellationToken, Task<T>> func)
     {
@@ -292,9 +308,9 @@ public class LoopServiceThread : ServiceThread
         return work.Task;
     }
 
-    /// <summary>Runs async work on the loop as a child of the service's task group, and returns a task that completes with it.</summary>
+    /// <summary>Runs async work on the loop under the service's task group, and returns a task that completes with it.</summary>
     /// <param name="func">The work; it starts on the loop and receives the group's token.</param>
-    /// <returns>A task that completes when the work has, and is cancelled when the service stops first.</returns>
+    /// <returns>A task that completes when the work has, and is cancelled when the service stops while the work still runs.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">The service has not been started.</exception>
     /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the work did not run.</exception>
@@ -310,10 +326,10 @@ public class LoopServiceThread : ServiceThread
         });
     }
 
-    /// <summary>Runs async work that takes no token on the loop as a child of the service's task group (see <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>).</summary>
+    /// <summary>Runs async work that takes no token on the loop under the service's task group (see <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>).</summary>
     /// <typeparam name="T">The type of the result.</typeparam>
     /// <param name="func">The work; it starts on the loop.</param>
-    /// <returns>A task that completes with the work's result, and is cancelled when the service stops first.</returns>
+    /// <returns>A task that completes with the work's result, and is cancelled when the service stops while the work still runs.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">The service has not been started.</exception>
     /// <exception cref="ClosedResourceException">The loop has ended, or is ending; the work did not run.</exception>
@@ -323,9 +339,9 @@ public class LoopServiceThread : ServiceThread
         return Submit(_ => func());
     }
 
-    /// <summary>Runs async work that takes no token on the loop as a child of the service's task group (see <see cref="Submit(Func{CancellationToken, Task})"/>).</summary>
+    /// <summary>Runs async work that takes no token on the loop under the service's task group (see <see cref="Submit(Func{CancellationToken, Task})"/>).</summary>
     /// <param name="func">The work; it starts on the loop.</param>
-    /// <returns>A task that completes when the work has, and is cancelled when the service stops first.</returns>
+    /// <returns>A task that completes when the work has, and is cancelled when the service stops while the work still runs.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="func"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">The service has not been started.</exception>
     /// <exception cref="ClosedResourceException">The loop has ended, or is ending; the work did not run.</exception>
@@ -412,37 +428,27 @@ public class LoopServiceThread : ServiceThread
                 group.Cancel(Scope.Reason);
             }
 
-            // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop (so do the fields below).
-            _bodyRunning = true;
+            _bodyState = BodyState.Running;
             try
             {
+                // ConfigureAwait(true): the body's continuation, like the body, belongs on the loop (so does _bodyState).
                 await RunAsync(group.Token).ConfigureAwait(true);
             }
             finally
             {
-                _bodyRunning = false;
-                if (_directRuns > 0)
-                {
-                    // The body returned inline from submitted work that is still running on the loop's stack: the group's
-                    // body must not end (and let the group finish) under it. The work releases it once it has ended or
-                    // become a child of the group.
-                    var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    _bodyHold = hold;
-                    await hold.Task.ConfigureAwait(true);
-                }
+                // The body may have returned inline from inside submitted work still on the loop's stack (the work completed
+                // something the body awaited). The group must not finish under that work, so the group's body ends one loop
+                // turn later: the loop runs one item at a time, so by then the work has ended or become a child. Yield posts
+                // to the loop, which is current here (the body's continuation runs on it, and so does the group's start).
+                _bodyState = BodyState.Held;
+                await Task.Yield();
+                _bodyState = BodyState.Ended;
             }
         }).ConfigureAwait(false);
     }
 
-    /// <summary>Lets the group's body end if it was held for submitted work that has now left the loop's stack; on the loop thread.</summary>
-    private void ReleaseBodyHold()
-    {
-        if (_directRuns == 0 && _bodyHold is { } hold)
-        {
-            _bodyHold = null;
-            hold.SetResult();
-        }
-    }
+    /// <summary>Gets a value indicating whether the body has returned and the group's body waits for the loop's next turn; for tests, read on the loop thread.</summary>
+    internal bool IsBodyHeld => _bodyState == BodyState.Held;
 
     /// <summary>Wraps an action as a function whose result nobody reads.</summary>
     private static Func<object?> AsFunc(Action action) =>
@@ -503,18 +509,22 @@ public class LoopServiceThread : ServiceThread
 
     private ClosedResourceException LoopEnded() => new($"The event loop of '{Name}' has ended.");
 
-    /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: its own queue item, run in the group from the loop, its outcome handed to the caller only.</summary>
+    /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: its own queue item, run under the group from the loop, its outcome handed to the caller only.</summary>
     /// <remarks>
     /// <para>
-    /// While the group's body runs, the group cannot finish, so the loop runs the work straight from this item, in the
-    /// group's execution context and with its token; work that ends at once hands over its outcome without ever becoming a
-    /// task of the group's. If the body returns inline from inside the work (the work completed something the body awaited),
-    /// the body waits (see <see cref="_bodyHold"/>) until the work has ended or become a child, so the group never finishes
-    /// under running work. Work still running when it returns becomes a child of the group that waits for it.
+    /// While the group's body runs, the group cannot finish during the loop's current turn (if the body returns inline from
+    /// inside the work, the group's body ends a turn later), so the loop runs the work straight from this item, in the
+    /// group's execution context and with its token. Work that ends at once hands over its outcome without ever becoming a
+    /// task of the group's; work still running when it returns becomes a child of the group that waits for it.
     /// </para>
     /// <para>
-    /// Once the body has returned, the work goes through <see cref="TaskGroup.StartSoon(Func{CancellationToken, Task})"/>,
-    /// which reserves its place in the group before it runs, and refuses it once the group has finished.
+    /// Otherwise the work goes through <see cref="TaskGroup.StartSoon(Func{CancellationToken, Task})"/>, which reserves its
+    /// place in the group before it runs, and refuses it once the group has finished.
+    /// </para>
+    /// <para>
+    /// An outcome known when the work returns (a result, or an exception thrown or returned) is handed over as is, even if
+    /// the work stopped the service itself. Once the work runs asynchronously, a cancellation of the group cancels the
+    /// caller's task at once, whatever the work does later.
     /// </para>
     /// </remarks>
     private sealed class SubmittedWork<T>(LoopServiceThread owner, Func<CancellationToken, Task<T>> func) : LoopItem(context: null)
@@ -523,6 +533,8 @@ public class LoopServiceThread : ServiceThread
 
         private readonly TaskCompletionSource<T> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private CancellationToken _token;
+
+        // The work's task while it runs asynchronously; null before it starts, and when it ended at once.
         private Task<T>? _running;
         private CancellationTokenRegistration _registration;
 
@@ -547,13 +559,19 @@ public class LoopServiceThread : ServiceThread
                 return;
             }
 
-            if (owner._bodyRunning)
+            if (owner._bodyState == BodyState.Running && owner._groupContext is { } context)
             {
-                RunWhileTheBodyRuns(group);
+                // The group cannot finish before this loop turn ends, and the work is a child by then if it still runs.
+                ExecutionContext.Run(context, s_start, this);
+                if (_running is not null)
+                {
+                    group.StartSoon(RunAsChildAsync);
+                }
+
                 return;
             }
 
-            // Always a child of the group, reserved before the work runs: the group may finish at any moment now.
+            // A child of the group, reserved before the work runs: the group may finish at any moment now.
             try
             {
                 group.StartSoon(RunAsChildAsync);
@@ -566,93 +584,58 @@ public class LoopServiceThread : ServiceThread
 
         public override void Abandon() => _result.TrySetException(LoopEndedBeforeRun());
 
-        /// <summary>Runs the work from the loop item; the group cannot finish meanwhile, as its body is running or held.</summary>
-        private void RunWhileTheBodyRuns(TaskGroup group)
+        /// <summary>Starts the work: hands over its outcome if it ended at once, or else records its task and registers to cancel the caller when the group is; returns whether it still runs.</summary>
+        private bool Start()
         {
-            owner._directRuns++;
+            Task<T>? running;
             try
             {
-                if (owner._groupContext is { } context)
-                {
-                    ExecutionContext.Run(context, s_start, this);
-                }
-                else
-                {
-                    Start();
-                }
-            }
-            finally
-            {
-                owner._directRuns--;
-            }
-
-            try
-            {
-                if (_running is { } running)
-                {
-                    if (running.IsCompleted)
-                    {
-                        SetOutcome(running);
-                    }
-                    else
-                    {
-                        // The body has not ended (it runs, or waits in its hold), so the group takes the child.
-                        Register();
-                        group.StartSoon(AwaitAsChildAsync);
-                    }
-                }
-            }
-            finally
-            {
-                owner.ReleaseBodyHold();
-            }
-        }
-
-        /// <summary>Starts the work, recording its task, or its synchronous exception as the caller's outcome.</summary>
-        private void Start()
-        {
-            try
-            {
-                _running = func(_token);
+                running = func(_token);
             }
             catch (Exception ex)
             {
-                SetFailure(ex);
+                Fail(ex);
+                return false;
             }
-        }
 
-        private async Task RunAsChildAsync(CancellationToken cancellationToken)
-        {
-            _token = cancellationToken;
-            if (cancellationToken.IsCancellationRequested)
+            if (running is null)
             {
-                _result.TrySetCanceled(cancellationToken);
-                return;
+                _result.TrySetException(new InvalidOperationException($"The work submitted to '{owner.Name}' returned a null task."));
+                return false;
             }
 
-            Start();
-            if (_running is { } running)
+            if (running.IsCompleted)
             {
-                if (running.IsCompleted)
-                {
-                    SetOutcome(running);
-                    return;
-                }
-
-                Register();
-                await AwaitAsChildAsync(cancellationToken).ConfigureAwait(false);
+                HandOver(running);
+                return false;
             }
-        }
 
-        /// <summary>Cancels the caller's task as soon as the group is, even if the work is slow to notice: a stop never leaves the caller waiting.</summary>
-        private void Register() =>
+            _running = running;
+
+            // A stop never leaves the caller waiting, even if the work is slow to notice it.
             _registration = _token.UnsafeRegister(
                 static (s, token) => ((TaskCompletionSource<T>)s!).TrySetCanceled(token),
                 _result);
+            return true;
+        }
 
-        /// <summary>Waits, as a child of the group, for work that did not end at once, and hands its outcome to the caller.</summary>
-        private async Task AwaitAsChildAsync(CancellationToken groupToken)
+        /// <summary>The work as a child of the group: started here unless the loop item started it already, then awaited until it ends.</summary>
+        private async Task RunAsChildAsync(CancellationToken cancellationToken)
         {
+            if (_running is null)
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    _result.TrySetCanceled(cancellationToken);
+                    return;
+                }
+
+                if (!Start())
+                {
+                    return;
+                }
+            }
+
             try
             {
                 await ((Task)_running!).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
@@ -662,40 +645,33 @@ public class LoopServiceThread : ServiceThread
                 _registration.Dispose();
             }
 
-            SetOutcome(_running);
+            // A stop meanwhile has cancelled the caller already; a failure is still read here, so it is never unobserved.
+            HandOver(_running);
         }
 
-        private void SetOutcome(Task<T> done)
+        /// <summary>Hands the caller the outcome of the work's completed task.</summary>
+        private void HandOver(Task<T> done)
         {
-            if (done.IsCompletedSuccessfully && !_token.IsCancellationRequested)
+            if (done.IsCompletedSuccessfully)
             {
                 _result.TrySetResult(done.Result);
             }
             else
             {
-                // Read even when a stop drops it below, so the failure is observed, never reported as unobserved.
-                SetFailure(done.IsCompletedSuccessfully ? null : done.Exception?.InnerException ?? new TaskCanceledException(done));
+                Fail(done.Exception?.InnerException ?? new TaskCanceledException(done));
             }
         }
 
-        /// <summary>Hands the caller the work's failure, or a cancellation if the group was cancelled before the outcome was handed over.</summary>
-        /// <remarks>
-        /// As the token registration does for work still running at a stop: a result or failure that comes after the stop
-        /// (here, work that ran synchronously while the service was stopped) is dropped, and the caller is cancelled.
-        /// </remarks>
-        private void SetFailure(Exception? exception)
+        /// <summary>Hands the caller the work's failure: a cancellation of the work's own as a cancellation, any other exception as is.</summary>
+        private void Fail(Exception exception)
         {
-            if (_token.IsCancellationRequested)
-            {
-                _result.TrySetCanceled(_token);
-            }
-            else if (exception is OperationCanceledException cancelled)
+            if (exception is OperationCanceledException cancelled)
             {
                 _result.TrySetCanceled(cancelled.CancellationToken);
             }
             else
             {
-                _result.TrySetException(exception!);
+                _result.TrySetException(exception);
             }
         }
     }

@@ -430,8 +430,9 @@ public class LoopServiceThreadTests
     [Fact]
     public async Task Submit_WorkThatLetsTheBodyReturnInlineAndEndsAtOnce_HandsOverItsResultAndTheServiceEnds()
     {
-        // The body returns inline from inside the work, and the work then ends synchronously: the group's body waits for it,
-        // and must be let go once the work has handed over its result, or the service never ends.
+        // The body returns inline from inside the work, and the work then ends synchronously: the group's body is held (the
+        // group would otherwise finish on the thread pool while the work runs), and must be let go once the work has handed
+        // over its result, or the service never ends.
         var bodyMayReturn = new TaskCompletionSource();
         var service = new LoopServiceThread(async (s, ct) =>
         {
@@ -442,15 +443,18 @@ public class LoopServiceThreadTests
         service.WaitStarted(s_bound);
 
         var group = service.TaskGroup;
+        var heldWhileRunning = false;
         var finishedWhileRunning = true;
         var work = service.Submit(_ =>
         {
             bodyMayReturn.TrySetResult();
+            heldWhileRunning = service.IsBodyHeld;
             finishedWhileRunning = group.IsFinished;
             return Task.FromResult(5);
         });
 
         (await work.WaitAsync(s_bound)).ShouldBe(5);
+        heldWhileRunning.ShouldBeTrue();
         finishedWhileRunning.ShouldBeFalse();
         service.Join(s_bound).ShouldBeTrue();
         service.IsFailed.ShouldBeFalse();
@@ -469,13 +473,70 @@ public class LoopServiceThreadTests
         service.WaitStarted(s_bound);
         var boom = new InvalidDataException("thrown after the body returned");
 
+        var heldWhileRunning = false;
         var work = service.Submit<int>(_ =>
         {
             bodyMayReturn.TrySetResult();
+            heldWhileRunning = service.IsBodyHeld;
             throw boom;
         });
 
         (await Should.ThrowAsync<InvalidDataException>(work.WaitAsync(s_bound))).ShouldBeSameAs(boom);
+        heldWhileRunning.ShouldBeTrue();
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Submit_WorkThatLetsTheBodyReturnInlineAndRunsOn_BecomesAChildWhileTheBodyIsHeld()
+    {
+        var bodyMayReturn = new TaskCompletionSource();
+        var finishWork = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var service = new LoopServiceThread(async (s, ct) =>
+        {
+            s.Started();
+            await bodyMayReturn.Task;
+        });
+        service.Start();
+        service.WaitStarted(s_bound);
+        var group = service.TaskGroup;
+
+        // Hold the loop so that the probe is queued right behind the work, ahead of anything the work's run posts (the end
+        // of the group's body among it).
+        using var blockLoop = new ManualResetEventSlim();
+        service.CallSoon(() => blockLoop.Wait(s_bound));
+        var heldWhileRunning = false;
+        var work = service.Submit(_ =>
+        {
+            bodyMayReturn.TrySetResult();
+            heldWhileRunning = service.IsBodyHeld;
+            return finishWork.Task;
+        });
+        var probe = service.CallSyncAsync(() => (service.IsBodyHeld, group.RunningCount, group.IsFinished));
+        blockLoop.Set();
+
+        (await probe.WaitAsync(s_bound)).ShouldBe((true, 1, false));
+        heldWhileRunning.ShouldBeTrue();
+        finishWork.SetResult(5);
+        (await work.WaitAsync(s_bound)).ShouldBe(5);
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Submit_WhileTheBodyRuns_WorkThatEndsAtOnceIsNoChildAndWorkThatRunsOnIs()
+    {
+        var (service, _) = StartDefault();
+        var group = service.TaskGroup;
+        var finishWork = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        (await service.Submit(_ => Task.FromResult(group.RunningCount)).WaitAsync(s_bound)).ShouldBe(0);
+        var later = service.Submit(_ => finishWork.Task);
+        service.CallSync(() => group.RunningCount, s_bound).ShouldBe(1);
+        finishWork.SetResult();
+        await later.WaitAsync(s_bound);
+
+        service.Stop();
         service.Join(s_bound).ShouldBeTrue();
         service.IsFailed.ShouldBeFalse();
     }

@@ -133,10 +133,10 @@ public sealed class LoopServiceThreadMutationTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task Submit_ServiceStopsWhileTheWorkRunsSynchronously_CallerIsCancelledAndTheOutcomeObserved(bool bodyReturns)
+    public async Task Submit_WorkStopsTheService_CallerGetsTheOutcomeTheWorkReturnedOrIsCancelledIfItRunsOn(bool bodyReturns)
     {
-        // Stopping from inside the work cancels the group (and, for the default body, lets it return inline) before the work
-        // hands over its outcome: as for work still running at the stop, the caller is cancelled.
+        // An outcome the work has when it returns is handed over as is, even though the work stopped the service; work that
+        // still runs when it returns is cancelled for the caller, and its later failure is still observed.
         var errors = UnobservedTaskExceptions.Collect(
             () => StopFromInsideTheWork(bodyReturns).GetAwaiter().GetResult(),
             rounds: 2);
@@ -149,14 +149,12 @@ public sealed class LoopServiceThreadMutationTests
     private static async Task StopFromInsideTheWork(bool bodyReturns)
     {
         var service = StartService(bodyReturns);
-
         var succeeded = service.Submit(_ =>
         {
             service.Stop();
             return Task.FromResult(1);
         });
-        await Should.ThrowAsync<OperationCanceledException>(succeeded.WaitAsync(s_bound));
-        succeeded.IsCanceled.ShouldBeTrue();
+        (await succeeded.WaitAsync(s_bound)).ShouldBe(1);
         service.Join(s_bound).ShouldBeTrue();
         service.IsFailed.ShouldBeFalse();
 
@@ -166,8 +164,7 @@ public sealed class LoopServiceThreadMutationTests
             second.Stop();
             return Task.FromException<int>(new InvalidDataException(StoppedFromInside));
         });
-        await Should.ThrowAsync<OperationCanceledException>(failed.WaitAsync(s_bound));
-        failed.IsCanceled.ShouldBeTrue();
+        (await Should.ThrowAsync<InvalidDataException>(failed.WaitAsync(s_bound))).Message.ShouldBe(StoppedFromInside);
         second.Join(s_bound).ShouldBeTrue();
         second.IsFailed.ShouldBeFalse();
 
@@ -177,10 +174,50 @@ public sealed class LoopServiceThreadMutationTests
             third.Stop();
             throw new InvalidDataException(StoppedFromInside);
         });
-        await Should.ThrowAsync<OperationCanceledException>(thrown.WaitAsync(s_bound));
-        thrown.IsCanceled.ShouldBeTrue();
+        (await Should.ThrowAsync<InvalidDataException>(thrown.WaitAsync(s_bound))).Message.ShouldBe(StoppedFromInside);
         third.Join(s_bound).ShouldBeTrue();
         third.IsFailed.ShouldBeFalse();
+
+        var fourth = StartService(bodyReturns);
+        var cancelledOwn = fourth.Submit<int>(_ =>
+        {
+            fourth.Stop();
+            throw new OperationCanceledException(StoppedFromInside);
+        });
+        await Should.ThrowAsync<OperationCanceledException>(cancelledOwn.WaitAsync(s_bound));
+        cancelledOwn.IsCanceled.ShouldBeTrue();
+        fourth.Join(s_bound).ShouldBeTrue();
+        fourth.IsFailed.ShouldBeFalse();
+
+        var fifth = StartService(bodyReturns);
+        var failsLater = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var runsOn = fifth.Submit(_ =>
+        {
+            fifth.Stop();
+            return failsLater.Task;
+        });
+        await Should.ThrowAsync<OperationCanceledException>(runsOn.WaitAsync(s_bound));
+        runsOn.IsCanceled.ShouldBeTrue();
+        fifth.IsStopped.ShouldBeFalse();
+        failsLater.SetException(new InvalidDataException(StoppedFromInside));
+        fifth.Join(s_bound).ShouldBeTrue();
+        fifth.IsFailed.ShouldBeFalse();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Submit_WorkReturnsANullTask_CallerGetsInvalidOperationException(bool bodyReturns)
+    {
+        var service = StartService(bodyReturns);
+
+        var work = service.Submit<int>(_ => null!);
+
+        (await Should.ThrowAsync<InvalidOperationException>(work.WaitAsync(s_bound))).Message.ShouldContain("null task");
+        service.IsFailed.ShouldBeFalse();
+        service.Stop();
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
     }
 
     [Fact]
