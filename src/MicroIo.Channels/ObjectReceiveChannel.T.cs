@@ -37,7 +37,7 @@ public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
     public ValueTask<T> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         // Level-triggered: a receive in a cancelled scope throws even when an item is waiting.
-        if (CheckpointTest.IsDue(cancellationToken) && CheckpointTest.Take(cancellationToken) is { } cancelled)
+        if (Checkpoint.IsCancelled(cancellationToken) && CheckpointFault.Take(cancellationToken) is { } cancelled)
         {
             return ValueTask.FromException<T>(cancelled);
         }

@@ -45,7 +45,7 @@ public sealed class ObjectSendChannel<T>
     /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled before the item was queued.</exception>
     public ValueTask<bool> SendAsync(T item, CancellationToken cancellationToken = default)
     {
-        if (CheckpointTest.IsDue(cancellationToken) && CheckpointTest.Take(cancellationToken) is { } cancelled)
+        if (Checkpoint.IsCancelled(cancellationToken) && CheckpointFault.Take(cancellationToken) is { } cancelled)
         {
             return ValueTask.FromException<bool>(cancelled);
         }

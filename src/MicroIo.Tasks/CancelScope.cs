@@ -442,9 +442,9 @@ public sealed class CancelScope
     /// <remarks>Only a hint to skip the full check: <see langword="false"/> says nothing.</remarks>
     internal bool IsQuiet => Volatile.Read(ref _quietEpoch) == Volatile.Read(ref s_epoch);
 
-    /// <summary>The full check of <see cref="Checkpoint.ThrowIfCancelled"/> for the ambient scope, which marks the scope quiet when it may.</summary>
+    /// <summary>The full check of <see cref="Checkpoint.ThrowIfCancelled"/> for the ambient scope: returns the cancelled scope, or marks the scope quiet when it may and returns <see langword="null"/>.</summary>
     /// <param name="innermost">What <see cref="Innermost"/> returned.</param>
-    internal static void ThrowIfAmbientCancelled(CancelScope innermost)
+    internal static CancelScope? AmbientCancelled(CancelScope innermost)
     {
         // The mark and the epoch first, then the state: a cancellation recorded after these reads advances the epoch past
         // the one read here, and an exit after the mark was read replaces it, so the exchange below cannot mark wrongly.
@@ -453,13 +453,12 @@ public sealed class CancelScope
         var scope = innermost.Phase != State.Exited ? innermost : FirstActive(innermost._parent);
         if (scope is null)
         {
-            return;
+            return null;
         }
 
         if (scope.IsCancellationRequested)
         {
-            scope.Token.ThrowIfCancellationRequested();
-            return;
+            return scope;
         }
 
         // A caller's token that can be cancelled cancels without running MicroIo code, so it advances no epoch: such a
@@ -468,6 +467,8 @@ public sealed class CancelScope
         {
             Interlocked.CompareExchange(ref scope._quietEpoch, epoch, mark);
         }
+
+        return null;
     }
 
     /// <summary>Enters the scope in the current async flow, linked to the enclosing scope and to the caller's token.</summary>

@@ -19,15 +19,24 @@ public static class Checkpoint
     public static void ThrowIfCancelled(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-
-        // One comparison while nothing can have been cancelled since a checkpoint last found the ambient scope uncancelled;
-        // otherwise the full check, which asks the scope first (a scope whose token nobody has used answers without
-        // creating the token's source).
-        if (CancelScope.Innermost is { } scope && !scope.IsQuiet)
-        {
-            CancelScope.ThrowIfAmbientCancelled(scope);
-        }
+        AmbientCancelled()?.Token.ThrowIfCancellationRequested();
     }
+
+    /// <summary>Returns whether a checkpoint would throw now: the ambient scope or the given token is cancelled.</summary>
+    /// <param name="cancellationToken">A token to check besides the ambient scope.</param>
+    /// <returns><see langword="true"/> if <see cref="ThrowIfCancelled"/> would throw; otherwise, <see langword="false"/>.</returns>
+    /// <remarks>
+    /// For a fast path that must not throw, e.g. one that returns a faulted task instead; never allocates. May be called
+    /// from any thread.
+    /// </remarks>
+    public static bool IsCancelled(CancellationToken cancellationToken = default) =>
+        cancellationToken.IsCancellationRequested || AmbientCancelled() is not null;
+
+    // One comparison while nothing can have been cancelled since a checkpoint last found the ambient scope uncancelled;
+    // otherwise the full check, which asks the scope first (a scope whose token nobody has used answers without creating
+    // the token's source).
+    private static CancelScope? AmbientCancelled() =>
+        CancelScope.Innermost is { } scope && !scope.IsQuiet ? CancelScope.AmbientCancelled(scope) : null;
 
     /// <summary>Checks for cancellation, yields once to the scheduler (or the current synchronization context), and checks again.</summary>
     /// <param name="cancellationToken">A token to check besides the ambient scope.</param>

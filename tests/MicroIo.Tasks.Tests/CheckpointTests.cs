@@ -19,6 +19,34 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void IsCancelled_OutsideAnyScope_AnswersForTheTokenOnly()
+    {
+        Checkpoint.IsCancelled().ShouldBeFalse();
+        Checkpoint.IsCancelled(new CancellationToken(true)).ShouldBeTrue();
+    }
+
+    [Fact]
+    public void IsCancelled_AmbientScope_FollowsItsCancellationAndItsEnclosingScopes()
+    {
+        var outer = new CancelScope();
+        var inner = new CancelScope();
+        using (outer.Enter())
+        using (inner.Enter())
+        {
+            // Asked twice while nothing is cancelled, so the second answer may come from the scope's quiet mark.
+            Checkpoint.IsCancelled().ShouldBeFalse();
+            Checkpoint.IsCancelled().ShouldBeFalse();
+            outer.Cancel();
+            Checkpoint.IsCancelled().ShouldBeTrue();
+            Should.Throw<OperationCanceledException>(() => Checkpoint.ThrowIfCancelled());
+            inner.Shield = true;
+            Checkpoint.IsCancelled().ShouldBeTrue("a cancellation that reached the scope stays when it is shielded later");
+        }
+
+        Checkpoint.IsCancelled().ShouldBeFalse();
+    }
+
+    [Fact]
     public void ThrowIfCancelled_AmbientScopeCancelled_Throws()
     {
         var scope = new CancelScope();
