@@ -164,11 +164,11 @@ public class ActorCoreTests
         actor.Submit(1);
         actor.Submit(2);
 
-        var ex = await RunAndCatchCancellationAsync(actor);
+        var ex = (await Caught.ExceptionAsync(actor.RunAsync())).ShouldBeAssignableTo<OperationCanceledException>();
 
         actor.Mailbox.IsClosed.ShouldBeTrue();
         actor.Drain().ShouldBe([2]);
-        (await RunAndCatchCancellationAsync(actor.Mailbox.GetAsync().AsTask())).ShouldBeSameAs(ex);
+        (await Caught.ExceptionAsync(actor.Mailbox.GetAsync().AsTask())).ShouldBeSameAs(ex);
     }
 
     [Theory]
@@ -209,22 +209,6 @@ public class ActorCoreTests
         }
     }
 
-    private static Task<OperationCanceledException> RunAndCatchCancellationAsync(ActorCore<int> actor) =>
-        RunAndCatchCancellationAsync(actor.RunAsync());
-
-    private static async Task<OperationCanceledException> RunAndCatchCancellationAsync(Task task)
-    {
-        try
-        {
-            await task.WaitAsync(s_bound);
-        }
-        catch (OperationCanceledException ex)
-        {
-            return ex;
-        }
-
-        throw new ShouldAssertException("The task did not end with an OperationCanceledException.");
-    }
 
     [Fact]
     public async Task Serial_MailboxFailedFromOutside_RunThrowsThatFailureAfterItems()

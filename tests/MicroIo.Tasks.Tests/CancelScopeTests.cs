@@ -775,7 +775,7 @@ public class CancelScopeTests
     {
         using var caller = new CancellationTokenSource();
 
-        var ex = await CatchAsync(new CancelScope().RunAsync(
+        var ex = await Caught.ExceptionAsync(new CancelScope().RunAsync(
             async ct =>
             {
                 await caller.CancelAsync();
@@ -812,20 +812,6 @@ public class CancelScopeTests
         scope.IsCancellationRequested.ShouldBeFalse();
         time.Advance(TimeSpan.FromDays(1));
         scope.TimedOut.ShouldBeTrue();
-    }
-
-    internal static async Task<Exception> CatchAsync(Task task)
-    {
-        try
-        {
-            await task.WaitAsync(s_bound);
-        }
-        catch (Exception ex)
-        {
-            return ex;
-        }
-
-        throw new ShouldAssertException("the task did not throw");
     }
 
     [Fact]

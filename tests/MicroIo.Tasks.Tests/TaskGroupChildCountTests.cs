@@ -18,7 +18,7 @@ public sealed class TaskGroupChildCountTests
     {
         var failure = new IOException("thrown before any task");
 
-        var ex = await CatchAsync(Task.Run(() => TaskGroup.RunAsync(group =>
+        var ex = await Caught.ExceptionAsync(Task.Run(() => TaskGroup.RunAsync(group =>
         {
             group.StartSoon(_ => throw failure);
             return Task.CompletedTask;
@@ -32,7 +32,7 @@ public sealed class TaskGroupChildCountTests
     {
         var failure = new IOException("faulted at once");
 
-        var ex = await CatchAsync(Task.Run(() => TaskGroup.RunAsync(group =>
+        var ex = await Caught.ExceptionAsync(Task.Run(() => TaskGroup.RunAsync(group =>
         {
             group.StartSoon(_ => Task.FromException(failure));
             return Task.CompletedTask;
@@ -44,7 +44,7 @@ public sealed class TaskGroupChildCountTests
     [Fact]
     public async Task StartSoon_ChildReturnsNull_FailsTheGroupWithNullReference()
     {
-        var ex = await CatchAsync(Task.Run(() => TaskGroup.RunAsync(group =>
+        var ex = await Caught.ExceptionAsync(Task.Run(() => TaskGroup.RunAsync(group =>
         {
             group.StartSoon(_ => null!);
             return Task.CompletedTask;
@@ -335,20 +335,6 @@ public sealed class TaskGroupChildCountTests
         {
             SynchronizationContext.SetSynchronizationContext(previous);
         }
-    }
-
-    private static async Task<Exception> CatchAsync(Task task)
-    {
-        try
-        {
-            await task.WaitAsync(s_bound);
-        }
-        catch (Exception ex)
-        {
-            return ex;
-        }
-
-        throw new ShouldAssertException("the task did not throw");
     }
 
     /// <summary>An owner context that refuses every post, as a loop that has closed may.</summary>

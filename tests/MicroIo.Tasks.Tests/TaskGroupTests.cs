@@ -812,7 +812,7 @@ public class TaskGroupTests
         await started.Task.WaitAsync(s_bound);
         await caller.CancelAsync();
 
-        var ex = await CancelScopeTests.CatchAsync(run);
+        var ex = await Caught.ExceptionAsync(run);
         ex.GetType().ShouldBe(typeof(OperationCanceledException));
         ((OperationCanceledException)ex).CancellationToken.ShouldBe(caller.Token);
     }

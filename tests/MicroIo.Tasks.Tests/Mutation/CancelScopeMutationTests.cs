@@ -396,7 +396,7 @@ public sealed class CancelScopeMutationTests
         var early = scope.Token;
         var cancelledInside = false;
 
-        var ex = await CatchAsync(scope.RunAsync(
+        var ex = await Caught.ExceptionAsync(scope.RunAsync(
             async ct =>
             {
                 await caller.CancelAsync();
@@ -415,7 +415,7 @@ public sealed class CancelScopeMutationTests
     {
         var foreign = new OperationCanceledException("not the scope's");
 
-        var ex = await CatchAsync(new CancelScope().RunAsync(async _ =>
+        var ex = await Caught.ExceptionAsync(new CancelScope().RunAsync(async _ =>
         {
             await Task.Yield();
             throw foreign;
@@ -430,7 +430,7 @@ public sealed class CancelScopeMutationTests
         var foreign = new OperationCanceledException("not the scope's");
         var scope = new CancelScope();
 
-        var ex = await CatchAsync(scope.RunAsync<int>(async _ =>
+        var ex = await Caught.ExceptionAsync(scope.RunAsync<int>(async _ =>
         {
             await Task.Yield();
             throw foreign;
@@ -463,7 +463,7 @@ public sealed class CancelScopeMutationTests
         using var caller = new CancellationTokenSource();
         var scope = new CancelScope();
 
-        var ex = await CatchAsync(scope.RunAsync(
+        var ex = await Caught.ExceptionAsync(scope.RunAsync(
             async ct =>
             {
                 await caller.CancelAsync();
@@ -515,7 +515,7 @@ public sealed class CancelScopeMutationTests
         var outer = new CancelScope();
         var inner = new CancelScope();
 
-        var ex = await CatchAsync(outer.RunAsync(_ => inner.RunAsync(
+        var ex = await Caught.ExceptionAsync(outer.RunAsync(_ => inner.RunAsync(
             async ct =>
             {
                 await caller.CancelAsync();
@@ -534,7 +534,7 @@ public sealed class CancelScopeMutationTests
         using var caller = new CancellationTokenSource();
         OperationCanceledException? thrown = null;
 
-        var ex = await CatchAsync(new CancelScope().RunAsync(
+        var ex = await Caught.ExceptionAsync(new CancelScope().RunAsync(
             async _ =>
             {
                 await caller.CancelAsync();
@@ -559,7 +559,7 @@ public sealed class CancelScopeMutationTests
         using var caller = new CancellationTokenSource();
         OperationCanceledException? thrown = null;
 
-        var ex = await CatchAsync(new CancelScope().RunAsync(
+        var ex = await Caught.ExceptionAsync(new CancelScope().RunAsync(
             async ct =>
             {
                 await caller.CancelAsync();
@@ -639,19 +639,5 @@ public sealed class CancelScopeMutationTests
         time.Timers[1].IsDisposed.ShouldBeFalse();
         time.Fake.Advance(TimeSpan.FromSeconds(10));
         scope.TimedOut.ShouldBeTrue();
-    }
-
-    private static async Task<Exception> CatchAsync(Task task)
-    {
-        try
-        {
-            await task.WaitAsync(s_bound);
-        }
-        catch (Exception ex)
-        {
-            return ex;
-        }
-
-        throw new ShouldAssertException("the task did not throw");
     }
 }

@@ -137,7 +137,7 @@ public sealed class CheckpointMutationTests
 
         scope.Cancel("after exit");
 
-        var ex = await CatchAsync(sleep);
+        var ex = await Caught.ExceptionAsync(sleep);
         ex.ShouldBeAssignableTo<OperationCanceledException>();
         sleep.IsCanceled.ShouldBeTrue();
     }
@@ -148,7 +148,7 @@ public sealed class CheckpointMutationTests
         using var cts = new CancellationTokenSource();
         var time = new ElapseAtOnceTimeProvider(cts.Cancel);
 
-        var ex = await CatchAsync(Checkpoint.SleepAsync(TimeSpan.FromSeconds(1), time, cts.Token));
+        var ex = await Caught.ExceptionAsync(Checkpoint.SleepAsync(TimeSpan.FromSeconds(1), time, cts.Token));
 
         ex.GetType().ShouldBe(typeof(OperationCanceledException));
         ((OperationCanceledException)ex).CancellationToken.ShouldBe(cts.Token);
@@ -166,19 +166,5 @@ public sealed class CheckpointMutationTests
 
         await sleep.WaitAsync(s_bound);
         await Should.ThrowAsync<ArgumentOutOfRangeException>(() => Checkpoint.SleepAsync(longest + TimeSpan.FromMilliseconds(1), time));
-    }
-
-    private static async Task<Exception> CatchAsync(Task task)
-    {
-        try
-        {
-            await task.WaitAsync(s_bound);
-        }
-        catch (Exception ex)
-        {
-            return ex;
-        }
-
-        throw new ShouldAssertException("the task did not throw");
     }
 }

@@ -18,7 +18,7 @@ public sealed class TaskGroupMutationTests
         var childStopped = false;
         TaskGroup? theGroup = null;
 
-        var ex = await CatchAsync(TaskGroup.RunAsync(async group =>
+        var ex = await Caught.ExceptionAsync(TaskGroup.RunAsync(async group =>
         {
             theGroup = group;
             group.StartSoon(async ct =>
@@ -49,7 +49,7 @@ public sealed class TaskGroupMutationTests
         using var caller = new CancellationTokenSource();
         OperationCanceledException? thrown = null;
 
-        var ex = await CatchAsync(TaskGroup.RunAsync(
+        var ex = await Caught.ExceptionAsync(TaskGroup.RunAsync(
             async group =>
             {
                 await caller.CancelAsync();
@@ -272,7 +272,7 @@ public sealed class TaskGroupMutationTests
     {
         var failure = new IOException("cleanup failed");
 
-        var ex = await CatchAsync(TaskGroup.RunAsync(group =>
+        var ex = await Caught.ExceptionAsync(TaskGroup.RunAsync(group =>
         {
             group.StartSoon(async ct =>
             {
@@ -290,19 +290,5 @@ public sealed class TaskGroupMutationTests
         }));
 
         ex.ShouldBeOfType<AggregateException>().InnerExceptions.ShouldBe([failure]);
-    }
-
-    private static async Task<Exception> CatchAsync(Task task)
-    {
-        try
-        {
-            await task.WaitAsync(s_bound);
-        }
-        catch (Exception ex)
-        {
-            return ex;
-        }
-
-        throw new ShouldAssertException("the task did not throw");
     }
 }
