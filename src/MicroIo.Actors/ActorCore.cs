@@ -95,8 +95,8 @@ public sealed class ActorCore<T>
     /// <param name="cancellationToken">A token that stops the run; the ambient <see cref="CancelScope"/> stops it too.</param>
     /// <returns>A task that completes when the mailbox has ended and every handler has finished.</returns>
     /// <exception cref="InvalidOperationException">The actor is already running.</exception>
-    /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled.</exception>
-    /// <exception cref="AggregateException">Concurrent mode: a handler failed; it holds the handler's exception.</exception>
+    /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled (the mailbox stays open); or, serial mode, a handler threw a cancellation of its own (for example of a scope it entered), which fails the mailbox like any handler failure.</exception>
+    /// <exception cref="AggregateException">Concurrent mode: a handler failed, a cancellation of its own included; it holds the handler's exception.</exception>
     /// <exception cref="Exception">Serial mode: the exception a handler threw, or the failure the mailbox was failed with.</exception>
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {

@@ -846,7 +846,7 @@ public sealed class CancelScope
             // The outside's records already show this cancellation (its own records, or a caller's token, which keeps
             // scopes from being marked at all), except when a link was removed while its callback was already on its way
             // (a shield raised, or an exit, racing the outside's cancellation): then only the token shows it, and no mark
-            // made before it was cancelled may stand, not even when a callback on the token throws.
+            // made before it was cancelled stands once Cancel returns, not even when a callback on the token throws.
             AdvanceEpoch();
             try
             {

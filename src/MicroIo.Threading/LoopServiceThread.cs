@@ -284,9 +284,10 @@ public class LoopServiceThread : ServiceThread
     /// <exception cref="ClosedResourceException">The loop has ended, or is ending (its task group has finished); the work did not run.</exception>
     /// <remarks>
     /// <para>
-    /// The group cannot finish while the work runs, and the work sees the group's token and ambient scope. Work that ends at
-    /// once never becomes a child of the group (<see cref="TaskGroup.RunningCount"/> does not count it); work still running
-    /// when it returns does. The work's failure belongs to the caller only: it does not fail the service or cancel its
+    /// The group cannot finish while the work runs, and the work sees the group's token and ambient scope. While the
+    /// service's body (<see cref="RunAsync"/>) runs, the loop runs the work straight from its queue item: work that ends at
+    /// once never becomes a child of the group (<see cref="TaskGroup.RunningCount"/> does not count it), and work still
+    /// running when it returns does. Once the body has returned, the work is always a child, reserved before it runs. The work's failure belongs to the caller only: it does not fail the service or cancel its
     /// siblings.
     /// </para>
     /// <para>
@@ -320,8 +321,11 @@ public class LoopServiceThread : ServiceThread
         ArgumentNullException.ThrowIfNull(func);
         return Submit<object?>(async ct =>
         {
+            // A null task is bad input, reported as the generic overload reports it (not as a NullReferenceException).
+            var task = func(ct) ?? throw NullTask();
+
             // Only the result is set after this await; the work's own awaits keep the loop.
-            await func(ct).ConfigureAwait(false);
+            await task.ConfigureAwait(false);
             return null;
         });
     }
@@ -509,6 +513,8 @@ public class LoopServiceThread : ServiceThread
 
     private ClosedResourceException LoopEnded() => new($"The event loop of '{Name}' has ended.");
 
+    private InvalidOperationException NullTask() => new($"The work submitted to '{Name}' returned a null task.");
+
     /// <summary>Work given to <see cref="Submit{T}(Func{CancellationToken, Task{T}})"/>: its own queue item, run under the group from the loop, its outcome handed to the caller only.</summary>
     /// <remarks>
     /// <para>
@@ -565,20 +571,38 @@ public class LoopServiceThread : ServiceThread
                 ExecutionContext.Run(context, s_start, this);
                 if (_running is not null)
                 {
-                    group.StartSoon(RunAsChildAsync);
+                    StartChild(group);
                 }
 
                 return;
             }
 
             // A child of the group, reserved before the work runs: the group may finish at any moment now.
+            StartChild(group);
+        }
+
+        private void StartChild(TaskGroup group)
+        {
             try
             {
                 group.StartSoon(RunAsChildAsync);
             }
-            catch (InvalidOperationException)
+            catch (InvalidOperationException ex)
             {
-                _result.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' has finished; the work did not run."));
+                // Refused: the group has finished (the work never ran), or, for work already running, the group is full.
+                // Running work is then nobody's child: its caller is told, and its failure is still read, so it is never
+                // reported as unobserved.
+                if (_running is { } running)
+                {
+                    _registration.Dispose();
+                    _ = running.ContinueWith(
+                        static t => _ = t.Exception,
+                        CancellationToken.None,
+                        TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+                        TaskScheduler.Default);
+                }
+
+                _result.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' refused the work: {ex.Message}", ex));
             }
         }
 
@@ -600,7 +624,7 @@ public class LoopServiceThread : ServiceThread
 
             if (running is null)
             {
-                _result.TrySetException(new InvalidOperationException($"The work submitted to '{owner.Name}' returned a null task."));
+                _result.TrySetException(owner.NullTask());
                 return false;
             }
 

@@ -237,28 +237,30 @@ public sealed class CancelScopeFastPathTests
         }
     }
 
-    [Fact]
-    public async Task Checkpoint_TaskGroupBody_CallerTokenCancelledWhileNoTokenWasAskedFor_Throws()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Checkpoint_TaskGroupBody_CallerTokenCancelledWhileNoTokenWasAskedFor_Throws(bool insideANestedScope)
     {
         // The group's scope listens to the caller's token without a source of its own until someone asks for a token, so
         // the caller's Cancel runs no MicroIo code: the checkpoint must still see it.
+        // A scope entered inside the body inherits that: it must never be marked quiet either.
         using var caller = new CancellationTokenSource();
         var threw = false;
 
         var group = TaskGroup.RunAsync(
             _ =>
             {
-                Checkpoint.ThrowIfCancelled();
-                Checkpoint.ThrowIfCancelled();
-                caller.Cancel();
-                try
+                if (insideANestedScope)
                 {
-                    Checkpoint.ThrowIfCancelled();
+                    using (new CancelScope().Enter())
+                    {
+                        CheckTwiceThenCancelAndCheck();
+                    }
                 }
-                catch (OperationCanceledException)
+                else
                 {
-                    threw = true;
-                    throw;
+                    CheckTwiceThenCancelAndCheck();
                 }
 
                 return Task.CompletedTask;
@@ -267,39 +269,22 @@ public sealed class CancelScopeFastPathTests
 
         (await EndsCancelledAsync(group)).ShouldBeTrue();
         threw.ShouldBeTrue();
-    }
 
-    [Fact]
-    public async Task Checkpoint_ScopeInsideATaskGroupBody_CallerTokenCancelled_Throws()
-    {
-        using var caller = new CancellationTokenSource();
-        var threw = false;
-
-        var group = TaskGroup.RunAsync(
-            _ =>
+        void CheckTwiceThenCancelAndCheck()
+        {
+            Checkpoint.ThrowIfCancelled();
+            Checkpoint.ThrowIfCancelled();
+            caller.Cancel();
+            try
             {
-                using (new CancelScope().Enter())
-                {
-                    Checkpoint.ThrowIfCancelled();
-                    Checkpoint.ThrowIfCancelled();
-                    caller.Cancel();
-                    try
-                    {
-                        Checkpoint.ThrowIfCancelled();
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        threw = true;
-                        throw;
-                    }
-                }
-
-                return Task.CompletedTask;
-            },
-            caller.Token);
-
-        (await EndsCancelledAsync(group)).ShouldBeTrue();
-        threw.ShouldBeTrue();
+                Checkpoint.ThrowIfCancelled();
+            }
+            catch (OperationCanceledException)
+            {
+                threw = true;
+                throw;
+            }
+        }
     }
 
     [Fact]

@@ -864,9 +864,15 @@ public class CancelScopeTests
 
                 // Registered after the inner scope's link, so it runs first: the outer token is cancelled by then, and the
                 // shield removes the link before its callback has run.
-                using var registration = outer.Token.Register(() => inner.Shield = true);
+                bool? innerCancelledWhenShielded = null;
+                using var registration = outer.Token.Register(() =>
+                {
+                    innerCancelledWhenShielded = inner.Token.IsCancellationRequested;
+                    inner.Shield = true;
+                });
                 outer.Cancel();
 
+                innerCancelledWhenShielded.ShouldBe(false, "the case under test: the link's callback had not run yet");
                 inner.Shield.ShouldBeTrue();
                 inner.IsCancellationRequested.ShouldBeTrue();
                 inner.Token.IsCancellationRequested.ShouldBeTrue();

@@ -205,13 +205,15 @@ public sealed class LoopServiceThreadMutationTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Submit_WorkReturnsANullTask_CallerGetsInvalidOperationException(bool bodyReturns)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public async Task Submit_WorkReturnsANullTask_CallerGetsInvalidOperationException(bool bodyReturns, bool withoutResult)
     {
         var service = StartService(bodyReturns);
 
-        var work = service.Submit<int>(_ => null!);
+        var work = withoutResult ? service.Submit(_ => (Task)null!) : service.Submit<int>(_ => null!);
 
         (await Should.ThrowAsync<InvalidOperationException>(work.WaitAsync(s_bound))).Message.ShouldContain("null task");
         service.IsFailed.ShouldBeFalse();
