@@ -414,16 +414,8 @@ public sealed class TaskGroup
         }
         catch (Exception ex)
         {
-            try
-            {
-                OnChildEnded(ex);
-            }
-            finally
-            {
-                Done();
-            }
-
-            return;
+            // Recorded as the awaiter records a child that fails later: one path for every failure.
+            task = Task.FromException(ex);
         }
 
         if (task is { IsCompletedSuccessfully: true })

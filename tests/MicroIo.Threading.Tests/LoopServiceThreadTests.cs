@@ -427,12 +427,14 @@ public class LoopServiceThreadTests
         service.IsFailed.ShouldBeFalse();
     }
 
-    [Fact]
-    public async Task Submit_WorkThatLetsTheBodyReturnInlineAndEndsAtOnce_HandsOverItsResultAndTheServiceEnds()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Submit_WorkThatLetsTheBodyReturnInlineAndEndsAtOnce_HandsOverItsOutcomeAndTheServiceEnds(bool throws)
     {
-        // The body returns inline from inside the work, and the work then ends synchronously: the group's body is held (the
-        // group would otherwise finish on the thread pool while the work runs), and must be let go once the work has handed
-        // over its result, or the service never ends.
+        // The body returns inline from inside the work, and the work then ends synchronously, with a result or by throwing:
+        // the group's body is held (the group would otherwise finish on the thread pool while the work runs), and must be
+        // let go once the work has handed over its outcome, or the service never ends.
         var bodyMayReturn = new TaskCompletionSource();
         var service = new LoopServiceThread(async (s, ct) =>
         {
@@ -443,6 +445,7 @@ public class LoopServiceThreadTests
         service.WaitStarted(s_bound);
 
         var group = service.TaskGroup;
+        var boom = new InvalidDataException("thrown after the body returned");
         var heldWhileRunning = false;
         var finishedWhileRunning = true;
         var work = service.Submit(_ =>
@@ -450,39 +453,20 @@ public class LoopServiceThreadTests
             bodyMayReturn.TrySetResult();
             heldWhileRunning = service.IsBodyHeld;
             finishedWhileRunning = group.IsFinished;
-            return Task.FromResult(5);
+            return throws ? throw boom : Task.FromResult(5);
         });
 
-        (await work.WaitAsync(s_bound)).ShouldBe(5);
+        if (throws)
+        {
+            (await Should.ThrowAsync<InvalidDataException>(work.WaitAsync(s_bound))).ShouldBeSameAs(boom);
+        }
+        else
+        {
+            (await work.WaitAsync(s_bound)).ShouldBe(5);
+        }
+
         heldWhileRunning.ShouldBeTrue();
         finishedWhileRunning.ShouldBeFalse();
-        service.Join(s_bound).ShouldBeTrue();
-        service.IsFailed.ShouldBeFalse();
-    }
-
-    [Fact]
-    public async Task Submit_WorkThatLetsTheBodyReturnInlineAndThrows_HandsOverItsExceptionAndTheServiceEnds()
-    {
-        var bodyMayReturn = new TaskCompletionSource();
-        var service = new LoopServiceThread(async (s, ct) =>
-        {
-            s.Started();
-            await bodyMayReturn.Task;
-        });
-        service.Start();
-        service.WaitStarted(s_bound);
-        var boom = new InvalidDataException("thrown after the body returned");
-
-        var heldWhileRunning = false;
-        var work = service.Submit<int>(_ =>
-        {
-            bodyMayReturn.TrySetResult();
-            heldWhileRunning = service.IsBodyHeld;
-            throw boom;
-        });
-
-        (await Should.ThrowAsync<InvalidDataException>(work.WaitAsync(s_bound))).ShouldBeSameAs(boom);
-        heldWhileRunning.ShouldBeTrue();
         service.Join(s_bound).ShouldBeTrue();
         service.IsFailed.ShouldBeFalse();
     }
