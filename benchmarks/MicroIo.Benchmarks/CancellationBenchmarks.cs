@@ -33,6 +33,16 @@ public class CancellationBenchmarks
     [GlobalCleanup(Targets = [nameof(ScopeEnterExitNested), nameof(CheckpointInScope)])]
     public void ExitOuterScope() => _outerEntered.Dispose();
 
+    [GlobalSetup(Target = nameof(CheckpointAfterAScope))]
+    public void EnterAndExitOneScope()
+    {
+        // Until a process first makes a scope ambient, checkpoints skip the ambient read; most services enter one early
+        // (a task group, a loop thread, a concurrent actor), so this is the cost they see outside any scope.
+        using (new CancelScope().Enter())
+        {
+        }
+    }
+
     // ---- scope enter + exit, nothing cancelled ----
 
     [Benchmark(Baseline = true, Description = "linked CTS + Dispose")]
@@ -109,9 +119,13 @@ public class CancellationBenchmarks
     [BenchmarkCategory(Families.Check)]
     public void TokenCheck() => _outer.Token.ThrowIfCancellationRequested();
 
-    [Benchmark(Description = "MicroIo Checkpoint.ThrowIfCancelled, no scope")]
+    [Benchmark(Description = "MicroIo Checkpoint.ThrowIfCancelled, no scope ever entered")]
     [BenchmarkCategory(Families.Check)]
     public void Checkpoint() => global::MicroIo.Checkpoint.ThrowIfCancelled(_outer.Token);
+
+    [Benchmark(Description = "MicroIo Checkpoint.ThrowIfCancelled, no scope, one entered before")]
+    [BenchmarkCategory(Families.Check)]
+    public void CheckpointAfterAScope() => global::MicroIo.Checkpoint.ThrowIfCancelled(_outer.Token);
 
     [Benchmark(Description = "MicroIo Checkpoint.ThrowIfCancelled, inside a scope")]
     [BenchmarkCategory(Families.Check)]

@@ -40,9 +40,10 @@ public sealed class CancelScope
     private static readonly AsyncLocal<CancelScope?> s_current = new();
 
     // False until the process first makes a scope ambient. Until then no async flow can hold a scope, so Current and
-    // checkpoints answer without reading the AsyncLocal: a program that uses channels, actors or registries without
-    // scopes pays one static read per checkpoint. Written before the first such AsyncLocal write; a flow that carries
-    // that scope to another thread is handed over through a synchronising queue, so that thread reads true.
+    // checkpoints answer without reading the AsyncLocal: a program that has not entered a scope (one that uses channels,
+    // serial actors or registries alone) pays one static read per checkpoint; a task group, a concurrent actor or a loop
+    // thread enters one. Set once, and fenced before the AsyncLocal write, so no thread can run in a flow that holds a
+    // scope (however its ExecutionContext got there) and still read false.
     private static volatile bool s_inUse;
 
     // Timers cannot be set further than about 49 days ahead; a longer deadline is re-armed when this elapses.
@@ -433,6 +434,10 @@ public sealed class CancelScope
         if (!s_inUse)
         {
             s_inUse = true;
+
+            // A volatile write does not keep later stores behind it: without the fence, a context captured below and
+            // handed to another thread without synchronisation could be seen there before the flag.
+            Interlocked.MemoryBarrier();
         }
 
         s_current.Value = scope;
