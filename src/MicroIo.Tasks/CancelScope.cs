@@ -690,6 +690,9 @@ public sealed class CancelScope
 
     private State Phase => (State)(Volatile.Read(ref _state) & PhaseMask);
 
+    /// <summary>Gets a value indicating whether the scope's lock exists (for tests: it is created only on first use).</summary>
+    internal bool HasLock => Volatile.Read(ref _guarded) is not null;
+
     private Guarded Guard => Volatile.Read(ref _guarded) ?? CreateGuarded();
 
     private Guarded CreateGuarded()

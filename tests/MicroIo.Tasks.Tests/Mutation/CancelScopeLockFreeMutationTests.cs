@@ -6,9 +6,10 @@ namespace MicroIo.Tests.Mutation;
 /// mark is never made from a scope's token alone while the records around it already show a cancellation.
 /// </summary>
 /// <remarks>
-/// The lock tests measure <see cref="GC.GetAllocatedBytesForCurrentThread"/> against a yardstick in the same test, so
-/// they hold whatever the AsyncLocal writes cost. The quiet-mark tests read the internal <c>IsQuiet</c>: a mark that is
-/// never stored changes no answer, only the cost of the next checkpoint.
+/// The untangled test reads the internal <c>HasLock</c>. The tangled one measures
+/// <see cref="GC.GetAllocatedBytesForCurrentThread"/> against a yardstick in the same test (a second lock object, made
+/// and dropped, is visible only as an allocation), so it holds whatever the AsyncLocal writes cost. The quiet-mark tests
+/// read the internal <c>IsQuiet</c>: a mark that is never stored changes no answer, only the cost of the next checkpoint.
 /// </remarks>
 public sealed class CancelScopeLockFreeMutationTests
 {
@@ -23,21 +24,14 @@ public sealed class CancelScopeLockFreeMutationTests
     public void EnterAndExit_OfAScopeNobodyTangled_CreateNoLock()
     {
         // docs/benchmarks.md (family 4): a scope that nothing has tangled enters and exits with one compare-exchange each
-        // and no lock; its lock and lock-only fields are created on first use. A scope whose lock already exists (its
-        // Shield was read, which tangles nothing) is the yardstick: both pay the same AsyncLocal writes, so a scope that
-        // nobody touched may allocate no more than it.
-        Measure(Fresh(withLock: false));
-        Measure(Fresh(withLock: true));
-
-        var untouched = long.MaxValue;
-        var withLock = long.MaxValue;
-        for (var round = 0; round < Rounds; round++)
+        // and no lock; its lock and lock-only fields are created on first use.
+        var scope = new CancelScope();
+        using (scope.Enter())
         {
-            untouched = Math.Min(untouched, Measure(Fresh(withLock: false)));
-            withLock = Math.Min(withLock, Measure(Fresh(withLock: true)));
+            scope.HasLock.ShouldBeFalse("entering a scope nobody tangled must not create its lock");
         }
 
-        untouched.ShouldBeLessThanOrEqualTo(withLock, "entering and exiting a scope nobody tangled must not create its lock");
+        scope.HasLock.ShouldBeFalse("exiting a scope nobody tangled must not create its lock");
     }
 
     [Fact]
@@ -46,14 +40,14 @@ public sealed class CancelScopeLockFreeMutationTests
         // The lock is created once, on first use (docs/benchmarks.md, family 4): a scope whose token exists enters and
         // exits under that lock and, with no enclosing scope and no caller's token to link, allocates no more than an
         // untangled scope whose lock exists: both pay only the AsyncLocal writes.
-        Measure(Fresh(withLock: true));
+        Measure(WithLocks());
         Measure(WithTokens());
 
         var withLock = long.MaxValue;
         var tangled = long.MaxValue;
         for (var round = 0; round < Rounds; round++)
         {
-            withLock = Math.Min(withLock, Measure(Fresh(withLock: true)));
+            withLock = Math.Min(withLock, Measure(WithLocks()));
             tangled = Math.Min(tangled, Measure(WithTokens()));
         }
 
@@ -100,8 +94,16 @@ public sealed class CancelScopeLockFreeMutationTests
         // cancellation in a test running in parallel may void a wrong mark by chance.
         for (var i = 0; i < 50; i++)
         {
-            var time = new ClockWithTimerDisposal(() => _ = Checkpoint.IsCancelled());
-            var outer = new CancelScope(time);
+            var disposals = 0;
+            var outerTokenCancelledThen = true;
+            CancelScope outer = null!;
+            var time = new ClockWithTimerDisposal(() =>
+            {
+                disposals++;
+                outerTokenCancelledThen = outer.Token.IsCancellationRequested;
+                _ = Checkpoint.IsCancelled();
+            });
+            outer = new CancelScope(time);
             var inner = new CancelScope();
             using (outer.Enter())
             {
@@ -114,6 +116,9 @@ public sealed class CancelScopeLockFreeMutationTests
 
                     outer.Cancel();
 
+                    // The window this test is about: the timer stopped (and the clock's code ran) before the token was cancelled.
+                    disposals.ShouldBe(1, $"iteration {i}: the enclosing Cancel stops the deadline timer once");
+                    outerTokenCancelledThen.ShouldBeFalse($"iteration {i}: the timer is stopped before the enclosing token is cancelled");
                     Checkpoint.IsCancelled().ShouldBeTrue($"iteration {i}: the enclosing scope was cancelled");
                     Should.Throw<OperationCanceledException>(() => Checkpoint.ThrowIfCancelled());
                 }
@@ -135,16 +140,15 @@ public sealed class CancelScopeLockFreeMutationTests
         return false;
     }
 
-    private static CancelScope[] Fresh(bool withLock)
+    /// <summary>Scopes whose lock exists (reading <c>Shield</c> creates it) and that nothing has tangled.</summary>
+    private static CancelScope[] WithLocks()
     {
         var scopes = new CancelScope[Scopes];
         for (var i = 0; i < scopes.Length; i++)
         {
             scopes[i] = new CancelScope();
-            if (withLock)
-            {
-                _ = scopes[i].Shield;
-            }
+            _ = scopes[i].Shield;
+            scopes[i].HasLock.ShouldBeTrue("the yardstick's scopes must have their lock");
         }
 
         return scopes;
