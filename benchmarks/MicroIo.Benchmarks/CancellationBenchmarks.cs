@@ -43,6 +43,9 @@ public class CancellationBenchmarks
         }
     }
 
+    [GlobalSetup(Target = nameof(AsyncLocalRead))]
+    public void SetOneAsyncLocal() => s_local.Value = s_value;
+
     // ---- scope enter + exit, nothing cancelled ----
 
     [Benchmark(Baseline = true, Description = "linked CTS + Dispose")]
@@ -130,4 +133,11 @@ public class CancellationBenchmarks
     [Benchmark(Description = "MicroIo Checkpoint.ThrowIfCancelled, inside a scope")]
     [BenchmarkCategory(Families.Check)]
     public void CheckpointInScope() => global::MicroIo.Checkpoint.ThrowIfCancelled(_outer.Token);
+
+    // A reference, not a peer: the checkpoint inside a scope must read the ambient scope from an AsyncLocal, and this is
+    // that read alone, in the same shape (a context holding one value, and the read finds it): the checkpoint's floor on
+    // the machine that runs the suite.
+    [Benchmark(Description = "AsyncLocal read, one value set (reference)")]
+    [BenchmarkCategory(Families.Check)]
+    public object? AsyncLocalRead() => s_local.Value;
 }
