@@ -39,11 +39,9 @@ public sealed class CancelScope
 {
     private static readonly AsyncLocal<CancelScope?> s_current = new();
 
-    // False until the process first makes a scope ambient. Until then no async flow can hold a scope, so Current and
-    // checkpoints answer without reading the AsyncLocal: a program that has not entered a scope (one that uses channels,
-    // serial actors or registries alone) pays one static read per checkpoint; a task group, a concurrent actor or a loop
-    // thread enters one. Set once, and fenced before the AsyncLocal write, so no thread can run in a flow that holds a
-    // scope (however its ExecutionContext got there) and still read false.
+    // False until the process first makes a scope ambient. Until then no async flow can hold a scope, so Current answers
+    // without reading the AsyncLocal (checkpoints ask s_hot first). Set once, and fenced before the AsyncLocal write, so no
+    // thread can run in a flow that holds a scope (however its ExecutionContext got there) and still read false.
     private static volatile bool s_inUse;
 
     // Timers cannot be set further than about 49 days ahead; a longer deadline is re-armed when this elapses.
@@ -67,6 +65,19 @@ public sealed class CancelScope
     // listen to a caller's token that can be cancelled (which cancels without running MicroIo code) are never marked.
     private static long s_epoch = 1;
 
+    // The scopes a checkpoint may find cancelled: each scope that is hot (it was cancelled, by itself or from outside, or
+    // it listens to a caller's token that can be cancelled) while it is live (active, or holding a scope entered inside it
+    // that is still active: a flow that outlives its scope may have entered one). While it is zero, no ambient scope of any
+    // flow can be cancelled, and checkpoints answer without reading the AsyncLocal. It is raised before the hot scope's
+    // record is written and lowered after the scope stops being live, so it never reads zero while a checkpoint that
+    // happens after a cancellation could find it.
+    private static long s_hot;
+
+    // _hold: Hot and Counted flags, plus one HeldByChild for each scope entered inside this one that has not exited yet.
+    private const int Hot = 1;
+    private const int Counted = 2;
+    private const int HeldByChild = 4;
+
     private readonly TimeProvider _timeProvider;
     private readonly bool _failOnDeadline;
     private readonly ScopeGroup? _group;
@@ -84,6 +95,10 @@ public sealed class CancelScope
 
     // The epoch at which a checkpoint last found this scope, and everything it listens to, uncancelled (see s_epoch).
     private long _quietEpoch;
+
+    // Whether the scope is hot, whether it is counted in s_hot, and how many scopes entered inside it are still active;
+    // read and written with Volatile and Interlocked.
+    private int _hold;
 
     // Whether this scope, or a scope it is nested in, listens to a caller's token that can be cancelled.
     private bool _external;
@@ -242,6 +257,7 @@ public sealed class CancelScope
                 // have done had its callback run before the shield removed it.
                 if (value && Phase == State.Active && !_outsideCancelled && _parent is not null && _parent.IsCancellationRequested)
                 {
+                    MarkHot();
                     _outsideCancelled = true;
                     reached = _cts;
                 }
@@ -457,6 +473,9 @@ public sealed class CancelScope
     /// <summary>Gets the scope the current async flow last entered (or was given), exited or not, without skipping.</summary>
     internal static CancelScope? Innermost => s_inUse ? s_current.Value : null;
 
+    /// <summary>Gets a value indicating whether any flow's ambient scope may be cancelled; <see langword="false"/> means no checkpoint anywhere can find one.</summary>
+    internal static bool MayBeCancelled => Volatile.Read(ref s_hot) != 0;
+
     /// <summary>Gets a value indicating whether a checkpoint found this scope uncancelled since the last possible cancellation.</summary>
     /// <remarks>Only a hint to skip the full check: <see langword="false"/> says nothing.</remarks>
     internal bool IsQuiet => Volatile.Read(ref _quietEpoch) == Volatile.Read(ref s_epoch);
@@ -509,6 +528,7 @@ public sealed class CancelScope
             // with the one in CreateSource: either this entry sees the new source below, or CreateSource sees the scope
             // active and links it itself.
             Interlocked.Add(ref _state, (int)State.Active - (int)State.Entering);
+            Hold(parent, callerToken);
             SetCurrent(this);
             if (Volatile.Read(ref _cts) is not null)
             {
@@ -534,9 +554,11 @@ public sealed class CancelScope
             _parent = parent;
             _callerToken = callerToken;
             _external = callerToken.CanBeCanceled || (parent is not null && parent._external);
-            Volatile.Write(ref _state, (int)State.Active | Tangled);
+            // A full fence: Hold reads the hold after it (see MarkHot).
+            Interlocked.Exchange(ref _state, (int)State.Active | Tangled);
         }
 
+        Hold(parent, callerToken);
         SetCurrent(this);
         _group?.OnEnter(this);
 
@@ -579,6 +601,7 @@ public sealed class CancelScope
             Volatile.Write(ref _quietEpoch, NeverQuiet);
             if (Interlocked.CompareExchange(ref _state, (int)State.Exited, (int)State.Active) == (int)State.Active)
             {
+                Release();
                 s_current.Value = _parent;
                 return;
             }
@@ -602,6 +625,7 @@ public sealed class CancelScope
             // later, or linked while this exit ran, would otherwise miss it).
             if (!_cancelCalled && !_outsideCancelled && IsCancelledOutsideLocked())
             {
+                MarkHot();
                 _outsideCancelled = true;
                 cancelSource = _cts;
             }
@@ -609,7 +633,8 @@ public sealed class CancelScope
             // The mark goes first, as on the untangled exit: a flow that outlives the scope must not pass a checkpoint on it
             // once the scope is seen exited.
             Volatile.Write(ref _quietEpoch, NeverQuiet);
-            Volatile.Write(ref _state, (int)State.Exited | Tangled);
+            // A full fence: Release reads the hold after it (see MarkHot).
+            Interlocked.Exchange(ref _state, (int)State.Exited | Tangled);
             timer = Guard.Timer;
             Guard.Timer = null;
             Guard.TimerGeneration++;
@@ -626,6 +651,7 @@ public sealed class CancelScope
         // with the outside cancelled), so no quiet mark inside it can stand.
         cancelSource?.Cancel();
 
+        Release();
         _group?.OnExit(this);
         s_current.Value = _parent;
     }
@@ -684,6 +710,107 @@ public sealed class CancelScope
     /// </summary>
     internal bool IsPassThrough(OperationCanceledException cancellation) =>
         cancellation.GetType() == typeof(OperationCanceledException) && cancellation.CancellationToken == OutsideToken;
+
+    /// <summary>On entry, once the scope is entering or active: holds the enclosing scope until this one exits, and counts this scope if it is hot.</summary>
+    private void Hold(CancelScope? parent, CancellationToken callerToken)
+    {
+        // An enclosing scope that exited already (this flow outlived it) is live again while this one is active.
+        if (parent is not null && (Interlocked.Add(ref parent._hold, HeldByChild) & (Hot | Counted)) == Hot)
+        {
+            parent.Count();
+        }
+
+        // A caller's token cancels without running MicroIo code, so the scope is hot for as long as it listens to one.
+        if (callerToken.CanBeCanceled)
+        {
+            MarkHot();
+        }
+        else if ((Volatile.Read(ref _hold) & (Hot | Counted)) == Hot)
+        {
+            // Cancelled before it was entered.
+            Count();
+        }
+    }
+
+    /// <summary>On exit, once the scope is seen exited: stops holding the enclosing scope, and stops counting this one unless a scope entered inside it is still active.</summary>
+    private void Release()
+    {
+        if (_parent is { } parent)
+        {
+            var held = Interlocked.Add(ref parent._hold, -HeldByChild);
+            if (held < HeldByChild && (held & Counted) != 0 && parent.Phase == State.Exited)
+            {
+                parent.Uncount();
+            }
+        }
+
+        if ((Volatile.Read(ref _hold) & Counted) != 0)
+        {
+            Uncount();
+        }
+    }
+
+    /// <summary>Marks the scope hot, before the record or the outside's cancellation that makes it so, and counts it while it is live.</summary>
+    /// <remarks>
+    /// The full fence of the mark pairs with the one after each change of phase (Hold and Release read the hold after it):
+    /// either the entry or exit sees the mark, or this sees the new phase.
+    /// </remarks>
+    private void MarkHot()
+    {
+        Interlocked.Or(ref _hold, Hot);
+        if (Phase is State.Entering or State.Active || Volatile.Read(ref _hold) >= HeldByChild)
+        {
+            Count();
+        }
+    }
+
+    /// <summary>Counts a hot, live scope in <see cref="s_hot"/>, once.</summary>
+    private void Count()
+    {
+        while (true)
+        {
+            var hold = Volatile.Read(ref _hold);
+            if ((hold & Counted) != 0)
+            {
+                return;
+            }
+
+            // Raised before the flag is set and lowered only after it is cleared, so s_hot never reads below the number
+            // of counted scopes.
+            Interlocked.Increment(ref s_hot);
+            if (Interlocked.CompareExchange(ref _hold, hold | Counted, hold) == hold)
+            {
+                break;
+            }
+
+            Interlocked.Decrement(ref s_hot);
+        }
+
+        // An exit between the caller's look at the phase and the flag found nothing to undo: undo it here.
+        if (Phase == State.Exited)
+        {
+            Uncount();
+        }
+    }
+
+    /// <summary>Stops counting an exited scope once no scope entered inside it is active; an exited scope is never active again.</summary>
+    private void Uncount()
+    {
+        while (true)
+        {
+            var hold = Volatile.Read(ref _hold);
+            if ((hold & Counted) == 0 || hold >= HeldByChild)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _hold, hold & ~Counted, hold) == hold)
+            {
+                Interlocked.Decrement(ref s_hot);
+                return;
+            }
+        }
+    }
 
     /// <summary>Invalidates every quiet mark: called after each record that can make a scope (or one inside it) cancelled.</summary>
     private static void AdvanceEpoch() => Interlocked.Increment(ref s_epoch);
@@ -865,6 +992,8 @@ public sealed class CancelScope
     {
         if (Volatile.Read(ref _cts) is { } cts)
         {
+            MarkHot();
+
             // The outside's records already show this cancellation (its own records, or a caller's token, which keeps
             // scopes from being marked at all), except when a link was removed while its callback was already on its way
             // (a shield raised, or an exit, racing the outside's cancellation): then only the token shows it, and no mark
@@ -883,6 +1012,8 @@ public sealed class CancelScope
 
     private bool CancelCore(string? reason, bool timedOut)
     {
+        // Before the record: a checkpoint that finds the record must find the scope counted.
+        MarkHot();
         ITimer? timer;
         CancellationTokenSource? cts;
         lock (Guard)

@@ -32,11 +32,11 @@ public static class Checkpoint
     public static bool IsCancelled(CancellationToken cancellationToken = default) =>
         cancellationToken.IsCancellationRequested || AmbientCancelled() is not null;
 
-    // One comparison while nothing can have been cancelled since a checkpoint last found the ambient scope uncancelled;
-    // otherwise the full check, which asks the scope first (a scope whose token nobody has used answers without creating
-    // the token's source).
+    // One static read while no scope anywhere is cancelled or listens to a caller's token; one comparison while nothing
+    // can have been cancelled since a checkpoint last found the ambient scope uncancelled; otherwise the full check, which
+    // asks the scope first (a scope whose token nobody has used answers without creating the token's source).
     private static CancelScope? AmbientCancelled() =>
-        CancelScope.Innermost is { } scope && !scope.IsQuiet ? CancelScope.AmbientCancelled(scope) : null;
+        CancelScope.MayBeCancelled && CancelScope.Innermost is { } scope && !scope.IsQuiet ? CancelScope.AmbientCancelled(scope) : null;
 
     /// <summary>Checks for cancellation, yields once to the scheduler (or the current synchronization context), and checks again.</summary>
     /// <param name="cancellationToken">A token to check besides the ambient scope.</param>

@@ -8,10 +8,19 @@ namespace MicroIo.Tests;
 /// exiting without a lock, and checkpoints that answer from a quiet mark. Each test pins a case where a cheap path must
 /// give way to the full one, so that level-triggered cancellation stays exact.
 /// </summary>
-public sealed class CancelScopeFastPathTests
+/// <remarks>
+/// Each test runs while a scope cancelled in another flow stays active: checkpoints then take the full check, which
+/// makes and trusts the quiet marks, instead of the one-read answer they give while no scope anywhere may be cancelled
+/// (that answer is pinned by <see cref="CheckpointNothingCancelledTests"/>).
+/// </remarks>
+public sealed class CancelScopeFastPathTests : IDisposable
 {
     private const int Iterations = 2_000;
     private static readonly TimeSpan s_bound = TimeSpan.FromSeconds(20);
+
+    private readonly CancelledElsewhere _elsewhere = new();
+
+    public void Dispose() => _elsewhere.Dispose();
 
     [Fact]
     public void Entry_UsingStatement_EntersAndExits()

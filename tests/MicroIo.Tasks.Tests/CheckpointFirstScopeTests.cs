@@ -1,17 +1,13 @@
-using System.Reflection;
-using System.Runtime.Loader;
-
 namespace MicroIo.Tests;
 
 /// <summary>
-/// The first scope a process makes ambient. Checkpoints skip the ambient read until then, so they must see that first
-/// scope at once, on its own thread and wherever its async flow goes, however it was entered.
+/// The first scope a process makes ambient. <see cref="CancelScope.Current"/> skips the ambient read until then (and
+/// checkpoints until a scope may be cancelled), so both must see that first scope at once, on its own thread and wherever
+/// its async flow goes, however it was entered.
 /// </summary>
 /// <remarks>
 /// The rest of the suite runs after other tests have entered scopes. Each test here loads a fresh copy of MicroIo.Tasks
-/// into a load context of its own, so its statics start as they do in a new process. Mutation runs leave these tests
-/// out (<c>Category=FreshAssembly</c>, see eng/stryker-config.json): a second copy of the mutated assembly in the test
-/// process defeats Stryker's per-test coverage capture, and the copy could not see the active mutant anyway.
+/// (<see cref="FreshTasks"/>), so its statics start as they do in a new process.
 /// </remarks>
 [Trait("Category", "FreshAssembly")]
 public class CheckpointFirstScopeTests
@@ -101,59 +97,5 @@ public class CheckpointFirstScopeTests
         thread.Start();
         thread.Join(s_bound).ShouldBeTrue();
         return result;
-    }
-
-    /// <summary>A copy of MicroIo.Tasks with statics of its own, used through reflection.</summary>
-    private sealed class FreshTasks
-    {
-        private readonly AssemblyLoadContext _context;
-        private readonly Type _scope;
-        private readonly Type _group;
-        private readonly MethodInfo _isCancelled;
-
-        private FreshTasks(AssemblyLoadContext context, Assembly tasks)
-        {
-            _context = context;
-            _scope = tasks.GetType(typeof(CancelScope).FullName!, throwOnError: true)!;
-            _group = tasks.GetType(typeof(TaskGroup).FullName!, throwOnError: true)!;
-            _isCancelled = tasks.GetType(typeof(Checkpoint).FullName!, throwOnError: true)!.GetMethod(nameof(Checkpoint.IsCancelled))!;
-        }
-
-        public static FreshTasks Load()
-        {
-            var context = new AssemblyLoadContext(nameof(CheckpointFirstScopeTests), isCollectible: true);
-            var fresh = new FreshTasks(context, context.LoadFromAssemblyPath(typeof(CancelScope).Assembly.Location));
-            fresh._scope.Assembly.ShouldNotBeSameAs(typeof(CancelScope).Assembly);
-            return fresh;
-        }
-
-        public bool IsCancelled() => (bool)_isCancelled.Invoke(null, [CancellationToken.None])!;
-
-        public object? Current() => _scope.GetProperty(nameof(CancelScope.Current))!.GetValue(null);
-
-        public object NewScope() => Activator.CreateInstance(_scope, [null])!;
-
-        public object MoveOnAfter(TimeSpan delay) => _scope.GetMethod(nameof(CancelScope.MoveOnAfter))!.Invoke(null, [delay, null])!;
-
-        public IDisposable Enter(object scope) => (IDisposable)_scope.GetMethod(nameof(CancelScope.Enter))!.Invoke(scope, null)!;
-
-        public void Cancel(object scope) => _scope.GetMethod(nameof(CancelScope.Cancel))!.Invoke(scope, [null]);
-
-        /// <summary>Runs <c>TaskGroup.RunAsync(body)</c> of the fresh copy; the body gets the fresh group as an object.</summary>
-        public Task RunTaskGroupAsync(Func<object, Task> body)
-        {
-            // A delegate over object binds to Func<TaskGroup, Task> of the fresh copy: parameters of reference type are contravariant.
-            var bodyType = typeof(Func<,>).MakeGenericType(_group, typeof(Task));
-            var typedBody = Delegate.CreateDelegate(bodyType, body.Target, body.Method);
-            var runAsync = _group.GetMethod(nameof(TaskGroup.RunAsync), [bodyType, typeof(CancellationToken)])!;
-            return (Task)runAsync.Invoke(null, [typedBody, CancellationToken.None])!;
-        }
-
-        public void StartSoon(object group, Func<CancellationToken, Task> child) =>
-            _group.GetMethod(nameof(TaskGroup.StartSoon))!.Invoke(group, [child]);
-
-        public void CancelGroup(object group) => _group.GetMethod(nameof(TaskGroup.Cancel))!.Invoke(group, [null]);
-
-        public void Unload() => _context.Unload();
     }
 }

@@ -92,6 +92,7 @@ public sealed class CancelScopeLockFreeMutationTests
         // then (the enclosing scope's records already show the cancellation), or the mark would outlive the window: no
         // link of the inner scope advances the epoch again when the enclosing token is cancelled. Repeated, because a
         // cancellation in a test running in parallel may void a wrong mark by chance.
+        using var elsewhere = new CancelledElsewhere();
         for (var i = 0; i < 50; i++)
         {
             var disposals = 0;
@@ -128,6 +129,8 @@ public sealed class CancelScopeLockFreeMutationTests
 
     private static bool MarkedQuietByACheckpoint(CancelScope scope)
     {
+        // Only the full check marks: while no scope anywhere may be cancelled, a checkpoint answers before it.
+        using var elsewhere = new CancelledElsewhere();
         for (var attempt = 0; attempt < MarkAttempts; attempt++)
         {
             Checkpoint.ThrowIfCancelled();
