@@ -7,7 +7,7 @@ namespace MicroIo.Benchmarks;
 /// Family 4: the cost of cancellation when nothing is cancelled: entering and leaving a scope, a scope with a deadline,
 /// and a checkpoint; against a linked <see cref="CancellationTokenSource"/> plus dispose (the baseline), a source with a
 /// timeout, and a plain token check. The row marked "(reference)" is one AsyncLocal read, what a checkpoint inside a
-/// scope cannot skip.
+/// scope reads whenever some scope in the process may be cancelled.
 /// </summary>
 [MemoryDiagnoser]
 [ThreadingDiagnoser]
@@ -20,6 +20,8 @@ public class CancellationBenchmarks
     private static readonly Func<CancellationToken, Task> s_syncBody = static _ => Task.CompletedTask;
 
     private readonly CancellationTokenSource _outer = new();
+    private readonly CancellationTokenSource _caller = new();
+    private readonly TaskCompletionSource _never = new();
     private CancelScope? _outerScope;
     private CancelScopeEntry _outerEntered;
 
@@ -41,6 +43,26 @@ public class CancellationBenchmarks
         // (a task group, a loop thread, a concurrent actor), so this is the cost they see outside any scope.
         using (new CancelScope().Enter())
         {
+        }
+    }
+
+    [GlobalSetup(Target = nameof(CheckpointInScopeWithCallersToken))]
+    public void EnterScopeWithCallersToken()
+    {
+        // A scope run with a caller's token that can be cancelled (a request's or a host's stopping token), whose body
+        // never ends: the body's context, which holds the scope, is made the benchmark thread's own.
+        ExecutionContext? inside = null;
+        _ = new CancelScope().RunAsync(
+            _ =>
+            {
+                inside = ExecutionContext.Capture();
+                return _never.Task;
+            },
+            _caller.Token);
+        ExecutionContext.Restore(inside!);
+        if (CancelScope.Current is null)
+        {
+            throw new InvalidOperationException("The scope run in the global setup is not ambient on the benchmark thread.");
         }
     }
 
@@ -135,9 +157,13 @@ public class CancellationBenchmarks
     [BenchmarkCategory(Families.Check)]
     public void CheckpointInScope() => global::MicroIo.Checkpoint.ThrowIfCancelled(_outer.Token);
 
-    // A reference, not a peer: the checkpoint inside a scope must read the ambient scope from an AsyncLocal, and this is
-    // that read alone, in the same shape: a context holding one value, a read that finds it and a test of what it read,
-    // and nothing returned (as a checkpoint returns nothing).
+    [Benchmark(Description = "MicroIo Checkpoint.ThrowIfCancelled, inside a scope run with a caller's token")]
+    [BenchmarkCategory(Families.Check)]
+    public void CheckpointInScopeWithCallersToken() => global::MicroIo.Checkpoint.ThrowIfCancelled(_outer.Token);
+
+    // A reference, not a peer: a checkpoint inside a scope reads the ambient scope from an AsyncLocal whenever some scope
+    // in the process may be cancelled, and this is that read alone, in the same shape: a context holding one value, a
+    // read that finds it and a test of what it read, and nothing returned (as a checkpoint returns nothing).
     [Benchmark(Description = "AsyncLocal read, one value set (reference)")]
     [BenchmarkCategory(Families.Check)]
     public void AsyncLocalRead()

@@ -51,8 +51,9 @@ public sealed class CancelScope
     private const int PhaseMask = 3;
 
     // Set (never cleared) before anything gives an exit something to undo under the lock: the token's source and its
-    // links, the deadline timer, a scope group. Entering and exiting a scope that nobody tangled is one interlocked
-    // operation each, with no lock; a tangled scope enters and exits under the lock. (A shield needs no flag: the
+    // links, the deadline timer, a scope group. A scope that nobody tangled enters and exits without a lock (its own
+    // state takes two interlocked operations on entry and one on exit, and a scope entered inside another one adds one on
+    // the enclosing scope's hold each way); a tangled scope enters and exits under the lock. (A shield needs no flag: the
     // untangled exit ignores it, which only sends more exits to the lock.)
     private const int Tangled = 4;
 
@@ -65,12 +66,12 @@ public sealed class CancelScope
     // listen to a caller's token that can be cancelled (which cancels without running MicroIo code) are never marked.
     private static long s_epoch = 1;
 
-    // The scopes a checkpoint may find cancelled: each scope that is hot (it was cancelled, by itself or from outside, or
-    // it listens to a caller's token that can be cancelled) while it is live (active, or holding a scope entered inside it
+    // The scopes a checkpoint may find cancelled: each scope that is hot (it was cancelled, by itself, by its deadline, or
+    // from outside through a record or a link's callback) while it is live (active, or held by a scope entered inside it
     // that is still active: a flow that outlives its scope may have entered one). While it is zero, no ambient scope of any
-    // flow can be cancelled, and checkpoints answer without reading the AsyncLocal. It is raised before the hot scope's
-    // record is written and lowered after the scope stops being live, so it never reads zero while a checkpoint that
-    // happens after a cancellation could find it.
+    // flow can be cancelled, and checkpoints answer without reading the AsyncLocal. A live scope is counted before its
+    // record is written, a scope recorded while not live is counted on entry, and a scope is uncounted only once it is no
+    // longer live, so the count never reads zero while a checkpoint that happens after a cancellation could find it.
     private static long s_hot;
 
     // _hold: Hot and Counted flags, plus one HeldByChild for each scope entered inside this one that has not exited yet.
@@ -528,14 +529,9 @@ public sealed class CancelScope
             // with the one in CreateSource: either this entry sees the new source below, or CreateSource sees the scope
             // active and links it itself.
             Interlocked.Add(ref _state, (int)State.Active - (int)State.Entering);
-            Hold(parent, callerToken);
+            Hold(parent);
             SetCurrent(this);
-            if (Volatile.Read(ref _cts) is not null)
-            {
-                LinkParent();
-                LinkCaller();
-            }
-
+            LinkOnEntry(callerToken);
             return;
         }
 
@@ -554,20 +550,39 @@ public sealed class CancelScope
             _parent = parent;
             _callerToken = callerToken;
             _external = callerToken.CanBeCanceled || (parent is not null && parent._external);
-            // A full fence: Hold reads the hold after it (see MarkHot).
-            Interlocked.Exchange(ref _state, (int)State.Active | Tangled);
+            Volatile.Write(ref _state, (int)State.Active | Tangled);
+
+            // A volatile write does not keep the reads of the hold in Hold behind it (see MarkHot).
+            Interlocked.MemoryBarrier();
         }
 
-        Hold(parent, callerToken);
+        Hold(parent);
         SetCurrent(this);
         _group?.OnEnter(this);
+        LinkOnEntry(callerToken);
+    }
 
-        // Without a source yet, the links wait until someone asks for the token (CreateSource makes them); until then
-        // the scope answers IsCancellationRequested by looking at the outside directly.
+    /// <summary>On entry, once the scope is active and ambient: links a source that exists, and creates (and links) one for a caller's token that can be cancelled.</summary>
+    /// <remarks>
+    /// Without a caller's token, the links wait until someone asks for the token (CreateSource makes them); until then the
+    /// scope answers IsCancellationRequested by looking at the outside directly. A caller's token is linked at once: its
+    /// cancellation runs no MicroIo code of its own, and the link's callback is what counts the scope among those a
+    /// checkpoint may find cancelled (a scope whose source is linked reports the caller's cancellation only once that
+    /// callback has cancelled the source). Every MicroIo path that passes a caller's token asks for the scope's token
+    /// right after entering anyway.
+    /// </remarks>
+    private void LinkOnEntry(CancellationToken callerToken)
+    {
         if (Volatile.Read(ref _cts) is not null)
         {
             LinkParent();
             LinkCaller();
+        }
+        else if (callerToken.CanBeCanceled)
+        {
+            // Links itself: the scope is active. If a first Token from another thread made the source meanwhile, that
+            // one saw the scope active and linked it.
+            CreateSource();
         }
     }
 
@@ -633,8 +648,10 @@ public sealed class CancelScope
             // The mark goes first, as on the untangled exit: a flow that outlives the scope must not pass a checkpoint on it
             // once the scope is seen exited.
             Volatile.Write(ref _quietEpoch, NeverQuiet);
-            // A full fence: Release reads the hold after it (see MarkHot).
-            Interlocked.Exchange(ref _state, (int)State.Exited | Tangled);
+            Volatile.Write(ref _state, (int)State.Exited | Tangled);
+
+            // A volatile write does not keep the reads of the hold in Release behind it (see MarkHot).
+            Interlocked.MemoryBarrier();
             timer = Guard.Timer;
             Guard.Timer = null;
             Guard.TimerGeneration++;
@@ -644,6 +661,8 @@ public sealed class CancelScope
             Guard.CallerRegistration = default;
         }
 
+        // Before the clock's code and the token's callbacks, which may throw.
+        Release();
         timer?.Dispose();
         parentRegistration.Unregister();
         callerRegistration.Unregister();
@@ -651,7 +670,6 @@ public sealed class CancelScope
         // with the outside cancelled), so no quiet mark inside it can stand.
         cancelSource?.Cancel();
 
-        Release();
         _group?.OnExit(this);
         s_current.Value = _parent;
     }
@@ -711,8 +729,8 @@ public sealed class CancelScope
     internal bool IsPassThrough(OperationCanceledException cancellation) =>
         cancellation.GetType() == typeof(OperationCanceledException) && cancellation.CancellationToken == OutsideToken;
 
-    /// <summary>On entry, once the scope is entering or active: holds the enclosing scope until this one exits, and counts this scope if it is hot.</summary>
-    private void Hold(CancelScope? parent, CancellationToken callerToken)
+    /// <summary>On entry, once the scope is active and before it is ambient: holds the enclosing scope until this one exits, and counts this scope if it was cancelled before it was entered.</summary>
+    private void Hold(CancelScope? parent)
     {
         // An enclosing scope that exited already (this flow outlived it) is live again while this one is active.
         if (parent is not null && (Interlocked.Add(ref parent._hold, HeldByChild) & (Hot | Counted)) == Hot)
@@ -720,14 +738,8 @@ public sealed class CancelScope
             parent.Count();
         }
 
-        // A caller's token cancels without running MicroIo code, so the scope is hot for as long as it listens to one.
-        if (callerToken.CanBeCanceled)
+        if ((Volatile.Read(ref _hold) & (Hot | Counted)) == Hot)
         {
-            MarkHot();
-        }
-        else if ((Volatile.Read(ref _hold) & (Hot | Counted)) == Hot)
-        {
-            // Cancelled before it was entered.
             Count();
         }
     }
@@ -752,12 +764,16 @@ public sealed class CancelScope
 
     /// <summary>Marks the scope hot, before the record or the outside's cancellation that makes it so, and counts it while it is live.</summary>
     /// <remarks>
-    /// The full fence of the mark pairs with the one after each change of phase (Hold and Release read the hold after it):
-    /// either the entry or exit sees the mark, or this sees the new phase.
+    /// The fence after the mark pairs with the one after each change of phase (the entry's exchange, the exit's exchange or
+    /// fence; Hold and Release read the hold after it): either the entry or exit sees the mark, or this sees the new phase.
     /// </remarks>
     private void MarkHot()
     {
         Interlocked.Or(ref _hold, Hot);
+
+        // An atomic operation whose result is unused need not be a full fence on ARM64 (LSE atomics with a zero
+        // destination register lose their acquire half), and the phase read below must not move before the mark.
+        Interlocked.MemoryBarrier();
         if (Phase is State.Entering or State.Active || Volatile.Read(ref _hold) >= HeldByChild)
         {
             Count();
@@ -816,6 +832,12 @@ public sealed class CancelScope
     private static void AdvanceEpoch() => Interlocked.Increment(ref s_epoch);
 
     private State Phase => (State)(Volatile.Read(ref _state) & PhaseMask);
+
+    /// <summary>Gets a value indicating whether the scope is counted among those a checkpoint may find cancelled (for tests).</summary>
+    internal bool IsCounted => (Volatile.Read(ref _hold) & Counted) != 0;
+
+    /// <summary>Gets the number of scopes entered inside this one that have not exited yet (for tests).</summary>
+    internal int HeldByChildren => Volatile.Read(ref _hold) / HeldByChild;
 
     /// <summary>Gets a value indicating whether the scope's lock exists (for tests: it is created only on first use).</summary>
     internal bool HasLock => Volatile.Read(ref _guarded) is not null;

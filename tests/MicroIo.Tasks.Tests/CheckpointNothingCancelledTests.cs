@@ -58,6 +58,89 @@ public class CheckpointNothingCancelledTests
     }
 
     [Fact]
+    public async Task TaskGroupWithACallersToken_AndAStartedChild_NothingCancelled_CheckpointsAnswerWithOneRead()
+    {
+        // A started child's scope listens to its starter's token, and the group to the caller's: tokens that can be
+        // cancelled, but are not.
+        await WithFreshTasks(async fresh =>
+        {
+            using var caller = new CancellationTokenSource();
+            var seen = new List<bool>();
+            var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            await fresh.RunTaskGroupAsync(
+                async group =>
+                {
+                    await fresh.StartAsync(group, async (readiness, _) =>
+                    {
+                        seen.Add(fresh.MayBeCancelled());
+                        FreshTasks.Started(readiness);
+                        await stop.Task.ConfigureAwait(false);
+                    }).WaitAsync(s_bound);
+                    seen.Add(fresh.MayBeCancelled());
+                    seen.Add(fresh.IsCancelled());
+                    stop.SetResult();
+                },
+                caller.Token).WaitAsync(s_bound);
+
+            seen.ShouldBe([false, false, false]);
+            fresh.MayBeCancelled().ShouldBeFalse();
+        });
+    }
+
+    [Fact]
+    public async Task TaskGroupBodyThatNeverAsksForAToken_CallersTokenCancelled_CheckpointSeesIt()
+    {
+        await WithFreshTasks(async fresh =>
+        {
+            using var caller = new CancellationTokenSource();
+            var seen = new List<bool>();
+            await fresh.RunTaskGroupAsync(
+                async _ =>
+                {
+                    seen.Add(fresh.IsCancelled());
+                    await Task.Run(caller.Cancel).ConfigureAwait(false);
+                    seen.Add(fresh.IsCancelled());
+                },
+                caller.Token).WaitAsync(s_bound);
+
+            seen.ShouldBe([false, true]);
+            fresh.MayBeCancelled().ShouldBeFalse();
+        });
+    }
+
+    [Fact]
+    public async Task CancelRacingTheEntry_CheckpointInsideSeesIt_NothingStaysCounted()
+    {
+        // The cancel marks the scope and then looks at its phase; the entry changes the phase and then looks at the mark:
+        // at least one of them must count the scope.
+        await WithFreshTasks(async fresh =>
+        {
+            for (var i = 0; i < CancelExitIterations; i++)
+            {
+                var scope = fresh.NewScope();
+                using var start = new Barrier(2);
+                var cancel = Task.Factory.StartNew(
+                    () =>
+                    {
+                        start.SignalAndWait(s_bound).ShouldBeTrue();
+                        fresh.Cancel(scope);
+                    },
+                    CancellationToken.None,
+                    TaskCreationOptions.LongRunning,
+                    TaskScheduler.Default);
+                start.SignalAndWait(s_bound).ShouldBeTrue();
+                using (fresh.Enter(scope))
+                {
+                    await cancel.WaitAsync(s_bound);
+                    fresh.IsCancelled().ShouldBeTrue($"iteration {i}: the cancel returned before this checkpoint");
+                }
+
+                fresh.MayBeCancelled().ShouldBeFalse($"iteration {i}");
+            }
+        });
+    }
+
+    [Fact]
     public async Task ScopeCancelledFromAnotherThread_CheckpointInsideSeesIt_AndOneReadIsBackAfterTheExit()
     {
         await WithFreshTasks(async fresh =>
@@ -94,12 +177,19 @@ public class CheckpointNothingCancelledTests
         });
     }
 
-    [Fact]
-    public async Task ScopeListeningToACallersToken_TokenCancelledWithoutMicroIoCode_CheckpointSeesIt()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ScopeListeningToACallersToken_TokenCancelledWithoutMicroIoCode_CheckpointSeesIt(bool cancelledBeforeEntering)
     {
         await WithFreshTasks(async fresh =>
         {
             using var caller = new CancellationTokenSource();
+            if (cancelledBeforeEntering)
+            {
+                caller.Cancel();
+            }
+
             var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var seen = new List<bool>();
@@ -108,6 +198,7 @@ public class CheckpointNothingCancelledTests
                 async _ =>
                 {
                     seen.Add(fresh.MayBeCancelled());
+                    seen.Add(fresh.IsCancelled());
                     entered.SetResult();
                     await cancelled.Task.ConfigureAwait(false);
                     seen.Add(fresh.IsCancelled());
@@ -117,9 +208,11 @@ public class CheckpointNothingCancelledTests
             await entered.Task.WaitAsync(s_bound);
             await Task.Run(caller.Cancel).WaitAsync(s_bound);
             cancelled.SetResult();
-            await run.WaitAsync(s_bound);
+            (await run.WaitAsync(s_bound)).ShouldBeTrue("the body ran to its end");
 
-            seen.ShouldBe([true, true], "the scope may be cancelled while it listens to the token, and the checkpoint sees the token's cancellation");
+            seen.ShouldBe(
+                [cancelledBeforeEntering, cancelledBeforeEntering, true],
+                "a token that can be cancelled makes the scope count only once it is cancelled, and the checkpoints see it");
             fresh.MayBeCancelled().ShouldBeFalse("the scope stopped listening when it exited");
         });
     }

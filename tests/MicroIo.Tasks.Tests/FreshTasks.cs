@@ -62,15 +62,28 @@ internal sealed class FreshTasks
         (Task<bool>)_scope.GetMethod(nameof(CancelScope.RunAsync), [typeof(Func<CancellationToken, Task>), typeof(CancellationToken)])!
             .Invoke(scope, [body, cancellationToken])!;
 
-    /// <summary>Runs <c>TaskGroup.RunAsync(body)</c> of the fresh copy; the body gets the fresh group as an object.</summary>
-    public Task RunTaskGroupAsync(Func<object, Task> body)
+    /// <summary>Runs <c>TaskGroup.RunAsync(body, cancellationToken)</c> of the fresh copy; the body gets the fresh group as an object.</summary>
+    public Task RunTaskGroupAsync(Func<object, Task> body, CancellationToken cancellationToken = default)
     {
         // A delegate over object binds to Func<TaskGroup, Task> of the fresh copy: parameters of reference type are contravariant.
         var bodyType = typeof(Func<,>).MakeGenericType(_group, typeof(Task));
         var typedBody = Delegate.CreateDelegate(bodyType, body.Target, body.Method);
         var runAsync = _group.GetMethod(nameof(TaskGroup.RunAsync), [bodyType, typeof(CancellationToken)])!;
-        return (Task)runAsync.Invoke(null, [typedBody, CancellationToken.None])!;
+        return (Task)runAsync.Invoke(null, [typedBody, cancellationToken])!;
     }
+
+    /// <summary>Runs <c>group.StartAsync(child)</c> of the fresh copy; the child gets the fresh readiness handle as an object.</summary>
+    public Task StartAsync(object group, Func<object, CancellationToken, Task> child)
+    {
+        var readiness = _group.Assembly.GetType(typeof(TaskReadiness).FullName!, throwOnError: true)!;
+        var childType = typeof(Func<,,>).MakeGenericType(readiness, typeof(CancellationToken), typeof(Task));
+        var typedChild = Delegate.CreateDelegate(childType, child.Target, child.Method);
+        var startAsync = _group.GetMethod(nameof(TaskGroup.StartAsync), [childType, typeof(CancellationToken)])!;
+        return (Task)startAsync.Invoke(group, [typedChild, CancellationToken.None])!;
+    }
+
+    /// <summary>Calls <c>TaskReadiness.Started()</c> on a fresh readiness handle.</summary>
+    public static void Started(object readiness) => readiness.GetType().GetMethod(nameof(TaskReadiness.Started))!.Invoke(readiness, null);
 
     public void StartSoon(object group, Func<CancellationToken, Task> child) =>
         _group.GetMethod(nameof(TaskGroup.StartSoon))!.Invoke(group, [child]);

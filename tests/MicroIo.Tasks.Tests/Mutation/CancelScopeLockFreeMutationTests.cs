@@ -23,8 +23,8 @@ public sealed class CancelScopeLockFreeMutationTests
     [Fact]
     public void EnterAndExit_OfAScopeNobodyTangled_CreateNoLock()
     {
-        // docs/benchmarks.md (family 4): a scope that nothing has tangled enters and exits with one compare-exchange each
-        // and no lock; its lock and lock-only fields are created on first use.
+        // docs/benchmarks.md (family 4): a scope that nothing has tangled enters and exits without a lock; its lock and
+        // lock-only fields are created on first use.
         var scope = new CancelScope();
         using (scope.Enter())
         {
