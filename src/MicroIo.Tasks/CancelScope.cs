@@ -764,8 +764,8 @@ public sealed class CancelScope
 
     /// <summary>Marks the scope hot, before the record or the outside's cancellation that makes it so, and counts it while it is live.</summary>
     /// <remarks>
-    /// The fence after the mark pairs with the one after each change of phase (the entry's exchange, the exit's exchange or
-    /// fence; Hold and Release read the hold after it): either the entry or exit sees the mark, or this sees the new phase.
+    /// The fence after the mark pairs with the one after each change of phase (an exchange, or a fence after a volatile
+    /// write; Hold and Release read the hold after it): either the entry or exit sees the mark, or this sees the new phase.
     /// </remarks>
     private void MarkHot()
     {
