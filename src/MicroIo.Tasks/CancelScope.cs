@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics.X86;
 using MicroIo.Internal;
 
 namespace MicroIo;
@@ -63,7 +64,8 @@ public sealed class CancelScope
     // Counts the moments at which a scope, or what it listens to, may have become cancelled by MicroIo code: each one is
     // counted after the state that answers "cancelled" is written. A checkpoint that found a scope uncancelled at epoch
     // E marks it quiet at E, and the next checkpoints answer with one comparison while the epoch is still E. Scopes that
-    // listen to a caller's token that can be cancelled (which cancels without running MicroIo code) are never marked.
+    // listen to a caller's token that can be cancelled are never marked (a scope without a source would see that token
+    // cancelled before any MicroIo code runs; since such scopes link it on entry, this only keeps the rule simple).
     private static long s_epoch = 1;
 
     // The scopes a checkpoint may find cancelled: each scope that is hot (it was cancelled, by itself, by its deadline, or
@@ -83,8 +85,9 @@ public sealed class CancelScope
     private readonly bool _failOnDeadline;
     private readonly ScopeGroup? _group;
 
-    // Created on first use of Token (or by Cancel-from-outside plumbing), never before: a scope that is entered and left
-    // without anyone asking for its token costs no source and no registration on the enclosing scope's token.
+    // Created on first use of Token, or on entry with a caller's token that can be cancelled (see LinkOnEntry), never
+    // before: a scope that is entered and left without either costs no source and no registration on the enclosing
+    // scope's token.
     private CancellationTokenSource? _cts;
 
     // The lock, and what only code holding it touches, created on first use: entering and exiting a scope that nobody
@@ -165,7 +168,10 @@ public sealed class CancelScope
     }
 
     /// <summary>Gets the token that is cancelled when this scope is cancelled, by itself or, while active, from outside.</summary>
-    /// <remarks>The token's source is created on first use, and linked then to the enclosing scope and the caller's token.</remarks>
+    /// <remarks>
+    /// The token's source is created on first use (or on entry, when the scope is run with a caller's token that can be
+    /// cancelled), and linked then to the enclosing scope and the caller's token.
+    /// </remarks>
     public CancellationToken Token => (Volatile.Read(ref _cts) ?? CreateSource()).Token;
 
     /// <summary>Gets a value indicating whether <see cref="Token"/> is cancelled, for any cause.</summary>
@@ -525,13 +531,14 @@ public sealed class CancelScope
             _external = callerToken.CanBeCanceled || (parent is not null && parent._external);
 
             // Entering -> Active, keeping a Tangled flag set meanwhile (a first Token, a Shield or a Deadline from another
-            // thread). Parent and caller first: a reader that sees the scope active sees its links. A full fence, paired
-            // with the one in CreateSource: either this entry sees the new source below, or CreateSource sees the scope
-            // active and links it itself.
+            // thread). Parent and caller first: a reader that sees the scope active sees its links. With the fence after
+            // it, a full fence on every processor, paired with the one in CreateSource: either this entry sees the new
+            // source below, or CreateSource sees the scope active and links it itself.
             Interlocked.Add(ref _state, (int)State.Active - (int)State.Entering);
+            FenceAfterUnusedAtomic();
             Hold(parent);
             SetCurrent(this);
-            LinkOnEntry(callerToken);
+            CompleteEntry(callerToken);
             return;
         }
 
@@ -558,8 +565,23 @@ public sealed class CancelScope
 
         Hold(parent);
         SetCurrent(this);
-        _group?.OnEnter(this);
-        LinkOnEntry(callerToken);
+        CompleteEntry(callerToken);
+    }
+
+    /// <summary>The part of an entry that may run user code (a latched group's cancel, a link's callbacks): if it throws, the scope is exited again before the exception goes on.</summary>
+    /// <remarks>Otherwise the scope would stay active, ambient in the caller's flow and counted, with no handle to exit it.</remarks>
+    private void CompleteEntry(CancellationToken callerToken)
+    {
+        try
+        {
+            _group?.OnEnter(this);
+            LinkOnEntry(callerToken);
+        }
+        catch
+        {
+            Exit();
+            throw;
+        }
     }
 
     /// <summary>On entry, once the scope is active and ambient: links a source that exists, and creates (and links) one for a caller's token that can be cancelled.</summary>
@@ -568,8 +590,8 @@ public sealed class CancelScope
     /// scope answers IsCancellationRequested by looking at the outside directly. A caller's token is linked at once: its
     /// cancellation runs no MicroIo code of its own, and the link's callback is what counts the scope among those a
     /// checkpoint may find cancelled (a scope whose source is linked reports the caller's cancellation only once that
-    /// callback has cancelled the source). Every MicroIo path that passes a caller's token asks for the scope's token
-    /// right after entering anyway.
+    /// callback has cancelled the source). RunAsync and a task group's started child ask for the scope's token right after
+    /// entering anyway; a task group passes it to its children.
     /// </remarks>
     private void LinkOnEntry(CancellationToken callerToken)
     {
@@ -764,16 +786,14 @@ public sealed class CancelScope
 
     /// <summary>Marks the scope hot, before the record or the outside's cancellation that makes it so, and counts it while it is live.</summary>
     /// <remarks>
-    /// The fence after the mark pairs with the one after each change of phase (an exchange, or a fence after a volatile
-    /// write; Hold and Release read the hold after it): either the entry or exit sees the mark, or this sees the new phase.
+    /// The fence after the mark pairs with the one after each change of phase (the entry's compare-exchange to Entering,
+    /// the exit's compare-exchange, or a fence after a volatile write; Hold and Release read the hold after it): either the
+    /// entry or exit sees the mark, or this sees the new phase. MarkHot counts a scope that is still entering.
     /// </remarks>
     private void MarkHot()
     {
         Interlocked.Or(ref _hold, Hot);
-
-        // An atomic operation whose result is unused need not be a full fence on ARM64 (LSE atomics with a zero
-        // destination register lose their acquire half), and the phase read below must not move before the mark.
-        Interlocked.MemoryBarrier();
+        FenceAfterUnusedAtomic();
         if (Phase is State.Entering or State.Active || Volatile.Read(ref _hold) >= HeldByChild)
         {
             Count();
@@ -825,6 +845,19 @@ public sealed class CancelScope
                 Interlocked.Decrement(ref s_hot);
                 return;
             }
+        }
+    }
+
+    /// <summary>Keeps the reads that follow an interlocked operation whose result is unused behind it, on every processor.</summary>
+    /// <remarks>
+    /// On x86 and x64 every locked instruction is a full fence, and this compiles to nothing. On ARM64 the JIT emits such an
+    /// operation with a zero destination register, which drops its acquire half: a later read could then move before it.
+    /// </remarks>
+    private static void FenceAfterUnusedAtomic()
+    {
+        if (!X86Base.IsSupported)
+        {
+            Interlocked.MemoryBarrier();
         }
     }
 
@@ -932,6 +965,7 @@ public sealed class CancelScope
             // A full fence, paired with the one in an untangled EnterCore: either that entry sees this source, or the phase
             // read below sees the scope active.
             Interlocked.Exchange(ref _cts, cts);
+            FenceAfterUnusedAtomic();
             link = Phase == State.Active;
         }
 

@@ -11,8 +11,9 @@ namespace MicroIo;
 /// scope that is not shielded from. A checkpoint throws <see cref="OperationCanceledException"/>; the scope that caused
 /// it catches it. May be called from any thread.
 /// <para>
-/// Cost: while no active scope in the process is cancelled, a checkpoint is one static read, inside a scope or not;
-/// otherwise it also reads the ambient scope from its <see cref="AsyncLocal{T}"/>. It never allocates.
+/// Cost: while no live scope in the process is cancelled (live: active, or enclosing an active one), a checkpoint is one
+/// static read, inside a scope or not; otherwise it also reads the ambient scope from its <see cref="AsyncLocal{T}"/>.
+/// A checkpoint that does not throw never allocates.
 /// </para>
 /// </remarks>
 public static class Checkpoint
@@ -40,7 +41,9 @@ public static class Checkpoint
     // one comparison while nothing can have been cancelled since a checkpoint last found the ambient scope uncancelled; otherwise the full check, which asks the scope first (a scope whose token nobody has used
     // answers without creating the token's source).
     private static CancelScope? AmbientCancelled() =>
-        CancelScope.MayBeCancelled && CancelScope.Innermost is { } scope && !scope.IsQuiet ? CancelScope.AmbientCancelled(scope) : null;
+        CancelScope.MayBeCancelled && CancelScope.Innermost is { } scope && !scope.IsQuiet
+            ? CancelScope.AmbientCancelled(scope)
+            : null;
 
     /// <summary>Checks for cancellation, yields once to the scheduler (or the current synchronization context), and checks again.</summary>
     /// <param name="cancellationToken">A token to check besides the ambient scope.</param>

@@ -3,9 +3,10 @@ using Microsoft.Extensions.Time.Testing;
 namespace MicroIo.Tests;
 
 /// <summary>
-/// Checkpoints answer with one static read while no scope anywhere may be cancelled: none is cancelled, and none listens
-/// to a caller's token. Each test pins a way a scope can become cancelled, and checks that the checkpoints that must see
-/// it do, in whichever flow they run, and that the one-read answer comes back once the scope can no longer matter.
+/// Checkpoints answer with one static read while no scope anywhere may be cancelled. Each test pins a way a scope can
+/// become cancelled (by itself, its deadline, the scope around it, or a caller's token), and checks that the checkpoints
+/// that must see it do, in whichever flow they run, and that the one-read answer comes back once the scope can no longer
+/// matter.
 /// </summary>
 /// <remarks>
 /// Each test loads a fresh copy of MicroIo.Tasks (<see cref="FreshTasks"/>): scopes that other tests cancel in parallel
@@ -180,7 +181,7 @@ public class CheckpointNothingCancelledTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task ScopeListeningToACallersToken_TokenCancelledWithoutMicroIoCode_CheckpointSeesIt(bool cancelledBeforeEntering)
+    public async Task ScopeRunWithACallersToken_TokenCancelledFromAnotherThread_CheckpointSeesIt(bool cancelledBeforeEntering)
     {
         await WithFreshTasks(async fresh =>
         {

@@ -97,6 +97,65 @@ public sealed class CancelScopeHoldTests
         }
     }
 
+    [Fact]
+    public void CancelledScope_StaysCountedWhenTheLastScopeEnteredInsideItExits()
+    {
+        var outer = new CancelScope();
+        using (outer.Enter())
+        {
+            outer.Cancel();
+            using (new CancelScope().Enter())
+            {
+            }
+
+            outer.HeldByChildren.ShouldBe(0);
+            outer.IsCounted.ShouldBeTrue("it is still active, and checkpoints in it must still throw");
+            Should.Throw<OperationCanceledException>(() => Checkpoint.ThrowIfCancelled());
+        }
+
+        outer.IsCounted.ShouldBeFalse();
+    }
+
+    [Fact]
+    public void ExitWhoseClockThrows_StillReleasesTheEnclosingScopeAndStopsCounting()
+    {
+        // The clock's code runs when the exit stops the deadline timer; an exception there must not leave the scope
+        // counted, or the enclosing scope held, for the life of the process. The exit records the enclosing scope's
+        // cancellation first, which counts the scope while it is still active.
+        var clock = new ClockWithTimerDisposal(() => throw new InvalidOperationException("the clock failed"));
+        var outer = new CancelScope();
+        var inner = CancelScope.MoveOnAfter(TimeSpan.FromDays(1), clock);
+        using (outer.Enter())
+        {
+            var entry = inner.Enter();
+            outer.Cancel();
+            Should.Throw<InvalidOperationException>(() => entry.Dispose());
+            inner.IsCancellationRequested.ShouldBeTrue("the exit recorded the enclosing cancellation");
+            inner.IsActive.ShouldBeFalse();
+            inner.IsCounted.ShouldBeFalse();
+            outer.HeldByChildren.ShouldBe(0);
+        }
+    }
+
+    [Fact]
+    public void EntryWhoseLinkCallbackThrows_ExitsTheScopeAgain_NothingStaysHeldOrCounted()
+    {
+        // The scope's token exists before it is entered, with a callback that throws; entering inside a cancelled scope
+        // links the token, which runs the callback at once.
+        var outer = new CancelScope();
+        var inner = new CancelScope();
+        inner.Token.Register(static () => throw new InvalidOperationException("the callback failed"));
+        using (outer.Enter())
+        {
+            outer.Cancel();
+            Should.Throw<AggregateException>(() => inner.Enter());
+            inner.IsActive.ShouldBeFalse("an entry that throws leaves no active scope behind");
+            CancelScope.Current.ShouldBeSameAs(outer);
+            outer.HeldByChildren.ShouldBe(0);
+            inner.IsCounted.ShouldBeFalse();
+        }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
