@@ -120,15 +120,7 @@ public class CheckpointNothingCancelledTests
             {
                 var scope = fresh.NewScope();
                 using var start = new Barrier(2);
-                var cancel = Task.Factory.StartNew(
-                    () =>
-                    {
-                        start.SignalAndWait(s_bound).ShouldBeTrue();
-                        fresh.Cancel(scope);
-                    },
-                    CancellationToken.None,
-                    TaskCreationOptions.LongRunning,
-                    TaskScheduler.Default);
+                var cancel = CancelAtTheBarrier(fresh, scope, start);
                 start.SignalAndWait(s_bound).ShouldBeTrue();
                 using (fresh.Enter(scope))
                 {
@@ -375,7 +367,6 @@ public class CheckpointNothingCancelledTests
         {
             var outer = fresh.NewScope();
             var middle = fresh.NewScope();
-            var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var check = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Task<bool> outliving;
             using (fresh.Enter(outer))
@@ -387,16 +378,7 @@ public class CheckpointNothingCancelledTests
                     // The cancellation had reached the middle scope, so it stays there once the shield is raised: it is the
                     // middle scope's own record from here on, and the only one left once both enclosing scopes exit.
                     fresh.SetShield(middle, true);
-                    outliving = Task.Run(async () =>
-                    {
-                        using (fresh.Enter(fresh.NewScope()))
-                        {
-                            entered.SetResult();
-                            await check.Task.ConfigureAwait(false);
-                            return fresh.IsCancelled();
-                        }
-                    });
-                    await entered.Task.WaitAsync(s_bound);
+                    outliving = await CheckInAnOutlivingFlowAsync(fresh, check.Task);
                 }
             }
 
@@ -425,7 +407,6 @@ public class CheckpointNothingCancelledTests
                 }
             });
             var middle = fresh.MoveOnAfter(TimeSpan.FromDays(1), clock);
-            var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var check = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Task<bool> outliving;
             using (fresh.Enter(outer))
@@ -433,16 +414,7 @@ public class CheckpointNothingCancelledTests
                 using (fresh.Enter(middle))
                 {
                     _ = fresh.Token(middle);
-                    outliving = Task.Run(async () =>
-                    {
-                        using (fresh.Enter(fresh.NewScope()))
-                        {
-                            entered.SetResult();
-                            await check.Task.ConfigureAwait(false);
-                            return fresh.IsCancelled();
-                        }
-                    });
-                    await entered.Task.WaitAsync(s_bound);
+                    outliving = await CheckInAnOutlivingFlowAsync(fresh, check.Task);
                     cancelOnTimerDisposal = true;
                 }
 
@@ -510,15 +482,7 @@ public class CheckpointNothingCancelledTests
                 Task cancel;
                 using (fresh.Enter(scope))
                 {
-                    cancel = Task.Factory.StartNew(
-                        () =>
-                        {
-                            start.SignalAndWait(s_bound).ShouldBeTrue();
-                            fresh.Cancel(scope);
-                        },
-                        CancellationToken.None,
-                        TaskCreationOptions.LongRunning,
-                        TaskScheduler.Default);
+                    cancel = CancelAtTheBarrier(fresh, scope, start);
                     start.SignalAndWait(s_bound).ShouldBeTrue();
                 }
 
@@ -526,6 +490,35 @@ public class CheckpointNothingCancelledTests
                 fresh.MayBeCancelled().ShouldBeFalse($"iteration {i}: the scope exited, cancelled or not");
             }
         });
+    }
+
+    /// <summary>Cancels the scope on a thread of its own once the caller also reaches the barrier.</summary>
+    private static Task CancelAtTheBarrier(FreshTasks fresh, object scope, Barrier start) =>
+        Task.Factory.StartNew(
+            () =>
+            {
+                start.SignalAndWait(s_bound).ShouldBeTrue();
+                fresh.Cancel(scope);
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+
+    /// <summary>Enters a scope in a flow forked from the caller's (so inside the caller's ambient scope), which outlives the caller's scopes; once told, it checkpoints there, exits, and returns what the checkpoint saw.</summary>
+    private static async Task<Task<bool>> CheckInAnOutlivingFlowAsync(FreshTasks fresh, Task check)
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var flow = Task.Run(async () =>
+        {
+            using (fresh.Enter(fresh.NewScope()))
+            {
+                entered.SetResult();
+                await check.ConfigureAwait(false);
+                return fresh.IsCancelled();
+            }
+        });
+        await entered.Task.WaitAsync(s_bound);
+        return flow;
     }
 
     private static async Task WithFreshTasks(Func<FreshTasks, Task> test)

@@ -163,20 +163,11 @@ public sealed class CancelScopeHoldTests
     {
         var outer = new CancelScope();
         var inner = new CancelScope();
-        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task outliving;
         using (outer.Enter())
         {
-            outliving = Task.Run(async () =>
-            {
-                using (inner.Enter())
-                {
-                    entered.SetResult();
-                    await exit.Task.ConfigureAwait(false);
-                }
-            });
-            await entered.Task.WaitAsync(s_bound);
+            outliving = await EnterInAnOutlivingFlowAsync(inner, exit.Task);
             if (!cancelAfterItsExit)
             {
                 outer.Cancel();
@@ -234,7 +225,6 @@ public sealed class CancelScopeHoldTests
     {
         var outer = new CancelScope();
         var middle = new CancelScope();
-        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task outliving;
         using (outer.Enter())
@@ -243,15 +233,7 @@ public sealed class CancelScopeHoldTests
             {
                 outer.Cancel();
                 middle.Shield = true;
-                outliving = Task.Run(async () =>
-                {
-                    using (new CancelScope().Enter())
-                    {
-                        entered.SetResult();
-                        await exit.Task.ConfigureAwait(false);
-                    }
-                });
-                await entered.Task.WaitAsync(s_bound);
+                outliving = await EnterInAnOutlivingFlowAsync(new CancelScope(), exit.Task);
             }
         }
 
@@ -271,7 +253,6 @@ public sealed class CancelScopeHoldTests
         // one, through the record its exit makes.
         var outer = new CancelScope();
         var middle = new CancelScope();
-        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task outliving;
         using (outer.Enter())
@@ -283,15 +264,7 @@ public sealed class CancelScopeHoldTests
                     _ = middle.Token;
                 }
 
-                outliving = Task.Run(async () =>
-                {
-                    using (new CancelScope().Enter())
-                    {
-                        entered.SetResult();
-                        await exit.Task.ConfigureAwait(false);
-                    }
-                });
-                await entered.Task.WaitAsync(s_bound);
+                outliving = await EnterInAnOutlivingFlowAsync(new CancelScope(), exit.Task);
                 outer.Cancel();
                 middle.IsCounted.ShouldBe(withToken, "the link's callback marks it; without a link only its exit records it");
             }
@@ -301,5 +274,21 @@ public sealed class CancelScopeHoldTests
         exit.SetResult();
         await outliving.WaitAsync(s_bound);
         middle.IsCounted.ShouldBeFalse();
+    }
+
+    /// <summary>Enters a scope in a flow forked from the caller's (so inside the caller's ambient scope), which outlives the caller's scope until told to exit; returns once the scope is entered.</summary>
+    private static async Task<Task> EnterInAnOutlivingFlowAsync(CancelScope scope, Task exit)
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var flow = Task.Run(async () =>
+        {
+            using (scope.Enter())
+            {
+                entered.SetResult();
+                await exit.ConfigureAwait(false);
+            }
+        });
+        await entered.Task.WaitAsync(s_bound);
+        return flow;
     }
 }
