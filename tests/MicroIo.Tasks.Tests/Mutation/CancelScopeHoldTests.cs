@@ -81,6 +81,26 @@ public sealed class CancelScopeHoldTests
     }
 
     [Fact]
+    public async Task Checkpoint_InAFlowWhoseScopesHaveAllExited_WhileAScopeElsewhereIsCancelled_PassesAndIsNotCancelled()
+    {
+        // The full check starts from the flow's innermost scope; here every scope of the flow has exited, so it finds none.
+        ExecutionContext flow;
+        using (new CancelScope().Enter())
+        {
+            flow = ExecutionContext.Capture()!;
+        }
+
+        using var elsewhere = new CancelledElsewhere();
+        var cancelled = await Task.Run(() =>
+        {
+            var result = true;
+            ExecutionContext.Run(flow, _ => result = Checkpoint.IsCancelled(), null);
+            return result;
+        }).WaitAsync(s_bound);
+        cancelled.ShouldBeFalse();
+    }
+
+    [Fact]
     public void NestedScope_HoldsTheEnclosingOneUntilItExits()
     {
         var outer = new CancelScope();
