@@ -38,8 +38,9 @@ public static class Checkpoint
         cancellationToken.IsCancellationRequested || AmbientCancelled() is not null;
 
     // One static read while no live scope anywhere (active, or held by an active scope entered inside it) is cancelled;
-    // one comparison while nothing can have been cancelled since a checkpoint last found the ambient scope uncancelled; otherwise the full check, which asks the scope first (a scope whose token nobody has used
-    // answers without creating the token's source).
+    // one comparison while nothing can have been cancelled since a checkpoint last found the ambient scope uncancelled;
+    // otherwise the full check, which asks the scope first (a scope whose token nobody has used answers without creating
+    // the token's source).
     private static CancelScope? AmbientCancelled() =>
         CancelScope.MayBeCancelled && CancelScope.Innermost is { } scope && !scope.IsQuiet
             ? CancelScope.AmbientCancelled(scope)

@@ -120,7 +120,7 @@ public class CheckpointNothingCancelledTests
             {
                 var scope = fresh.NewScope();
                 using var start = new Barrier(2);
-                var cancel = CancelAtTheBarrier(fresh, scope, start);
+                var cancel = ScopeFlows.CancelAtTheBarrier(() => fresh.Cancel(scope), start);
                 start.SignalAndWait(s_bound).ShouldBeTrue();
                 using (fresh.Enter(scope))
                 {
@@ -482,7 +482,7 @@ public class CheckpointNothingCancelledTests
                 Task cancel;
                 using (fresh.Enter(scope))
                 {
-                    cancel = CancelAtTheBarrier(fresh, scope, start);
+                    cancel = ScopeFlows.CancelAtTheBarrier(() => fresh.Cancel(scope), start);
                     start.SignalAndWait(s_bound).ShouldBeTrue();
                 }
 
@@ -491,18 +491,6 @@ public class CheckpointNothingCancelledTests
             }
         });
     }
-
-    /// <summary>Cancels the scope on a thread of its own once the caller also reaches the barrier.</summary>
-    private static Task CancelAtTheBarrier(FreshTasks fresh, object scope, Barrier start) =>
-        Task.Factory.StartNew(
-            () =>
-            {
-                start.SignalAndWait(s_bound).ShouldBeTrue();
-                fresh.Cancel(scope);
-            },
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default);
 
     /// <summary>Enters a scope in a flow forked from the caller's (so inside the caller's ambient scope), which outlives the caller's scopes; once told, it checkpoints there, exits, and returns what the checkpoint saw.</summary>
     private static async Task<Task<bool>> CheckInAnOutlivingFlowAsync(FreshTasks fresh, Task check)

@@ -187,7 +187,7 @@ public sealed class CancelScopeHoldTests
         Task outliving;
         using (outer.Enter())
         {
-            outliving = await EnterInAnOutlivingFlowAsync(inner, exit.Task);
+            outliving = await ScopeFlows.EnterInAnOutlivingFlowAsync(inner, exit.Task);
             if (!cancelAfterItsExit)
             {
                 outer.Cancel();
@@ -253,7 +253,7 @@ public sealed class CancelScopeHoldTests
             {
                 outer.Cancel();
                 middle.Shield = true;
-                outliving = await EnterInAnOutlivingFlowAsync(new CancelScope(), exit.Task);
+                outliving = await ScopeFlows.EnterInAnOutlivingFlowAsync(new CancelScope(), exit.Task);
             }
         }
 
@@ -284,7 +284,7 @@ public sealed class CancelScopeHoldTests
                     _ = middle.Token;
                 }
 
-                outliving = await EnterInAnOutlivingFlowAsync(new CancelScope(), exit.Task);
+                outliving = await ScopeFlows.EnterInAnOutlivingFlowAsync(new CancelScope(), exit.Task);
                 outer.Cancel();
                 middle.IsCounted.ShouldBe(withToken, "the link's callback marks it; without a link only its exit records it");
             }
@@ -294,21 +294,5 @@ public sealed class CancelScopeHoldTests
         exit.SetResult();
         await outliving.WaitAsync(s_bound);
         middle.IsCounted.ShouldBeFalse();
-    }
-
-    /// <summary>Enters a scope in a flow forked from the caller's (so inside the caller's ambient scope), which outlives the caller's scope until told to exit; returns once the scope is entered.</summary>
-    private static async Task<Task> EnterInAnOutlivingFlowAsync(CancelScope scope, Task exit)
-    {
-        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var flow = Task.Run(async () =>
-        {
-            using (scope.Enter())
-            {
-                entered.SetResult();
-                await exit.ConfigureAwait(false);
-            }
-        });
-        await entered.Task.WaitAsync(s_bound);
-        return flow;
     }
 }

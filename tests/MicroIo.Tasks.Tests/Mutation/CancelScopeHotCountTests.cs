@@ -74,20 +74,11 @@ public sealed class CancelScopeHotCountTests
     {
         var before = CancelScope.HotCount;
         var outer = new CancelScope();
-        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task outliving;
         using (outer.Enter())
         {
-            outliving = Task.Run(async () =>
-            {
-                using (new CancelScope().Enter())
-                {
-                    entered.SetResult();
-                    await exit.Task.ConfigureAwait(false);
-                }
-            });
-            await entered.Task.WaitAsync(s_bound);
+            outliving = await ScopeFlows.EnterInAnOutlivingFlowAsync(new CancelScope(), exit.Task);
         }
 
         outer.Cancel();
@@ -108,15 +99,7 @@ public sealed class CancelScopeHotCountTests
             Task cancel;
             using (scope.Enter())
             {
-                cancel = Task.Factory.StartNew(
-                    () =>
-                    {
-                        start.SignalAndWait(s_bound).ShouldBeTrue();
-                        scope.Cancel();
-                    },
-                    CancellationToken.None,
-                    TaskCreationOptions.LongRunning,
-                    TaskScheduler.Default);
+                cancel = ScopeFlows.CancelAtTheBarrier(() => scope.Cancel(), start);
                 start.SignalAndWait(s_bound).ShouldBeTrue();
             }
 
