@@ -4,7 +4,7 @@ namespace MicroIo;
 
 /// <summary>Creates channels that never lose an item: split send and receive endpoints with explicit close, fail and late-send policy.</summary>
 /// <remarks>
-/// Built on System.Threading.Channels. Both endpoints may be used from any thread. Closing lets receivers take what
+/// Both endpoints may be used from any thread. Closing lets receivers take what
 /// was sent before, then ends the stream with <see cref="EndOfChannelException"/>; failing delivers what was sent
 /// before, then throws the given exception to every receive. Use <see cref="ObjectReceiveChannel{T}.AsChannelReader"/>
 /// and <see cref="ObjectSendChannel{T}.AsChannelWriter"/> to plug a channel into code written for System.Threading.Channels.

@@ -21,6 +21,9 @@ public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
         _core = core;
     }
 
+    /// <summary>Gets the state the endpoints share, for tests.</summary>
+    internal ChannelCore<T> Core => _core;
+
     /// <summary>Gets a value indicating whether the channel was closed or failed (it may still hold items).</summary>
     public bool IsClosed => _core.IsClosed;
 

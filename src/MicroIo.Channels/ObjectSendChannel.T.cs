@@ -73,7 +73,8 @@ public sealed class ObjectSendChannel<T>
     /// <remarks>
     /// The writer follows System.Threading.Channels' contract rather than the late-send policy: <c>TryWrite</c> returns
     /// <see langword="false"/> and <c>WriteAsync</c> throws <see cref="ChannelClosedException"/> after a close (the item is
-    /// counted as dropped).
+    /// counted as dropped). One difference: <c>WaitToWriteAsync</c> returns <see langword="false"/> after a failure too,
+    /// where System.Threading.Channels throws the failure; a writer only needs to know that it can write no more.
     /// </remarks>
     public ChannelWriter<T> AsChannelWriter() => new WriterAdapter<T>(_core);
 

@@ -45,4 +45,22 @@ public class ChannelMetricsTests
         metrics.Sum("microio.channel.items.sent").ShouldBe(1);
         metrics.Sum("microio.channel.items.received").ShouldBe(1);
     }
+
+    [Fact]
+    public async Task SendThatHadToWaitForRoom_IsCountedAsSent_OnceItIsIn()
+    {
+        using var metrics = new MetricsRecorder();
+        var (tx, rx) = ObjectChannel.Create<int>(new ObjectChannelOptions { Capacity = 1 });
+        tx.Send(1).ShouldBeTrue();
+
+        // Full, so the send waits; the receive makes room and moves its item in.
+        var send = tx.SendAsync(2);
+        send.IsCompleted.ShouldBeFalse();
+        metrics.Sum("microio.channel.items.sent").ShouldBe(1);
+        (await rx.ReceiveAsync()).ShouldBe(1);
+
+        (await send.AsTask().WaitAsync(TimeSpan.FromSeconds(10))).ShouldBeTrue();
+        metrics.Sum("microio.channel.items.sent").ShouldBe(2);
+        GC.KeepAlive(rx);
+    }
 }

@@ -1,41 +1,30 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
-using System.Runtime.InteropServices;
-using System.Threading.Channels;
 
 namespace MicroIo.Internal;
 
-/// <summary>The state both endpoints of one channel share: the System.Threading.Channels channel, the close state and the counters.</summary>
+/// <summary>The state both endpoints of one channel share: the queue, the close state and the dropped count.</summary>
 /// <remarks>
 /// <para>
-/// Close is linearizable with sends because the underlying channel decides both under its own lock: a write it accepted
-/// is read before the end, and a write after <c>TryComplete</c> is refused. The close state is published before
-/// <c>TryComplete</c>, so a refused write that finds the channel closed is counted as dropped.
+/// Close is linearizable with sends because the queue decides both under its own lock: a write it accepted is read before
+/// the end, and a write after the end is refused and counted as dropped. The close state and the failure are published
+/// before the queue ends, so whoever meets the end can read them.
 /// </para>
 /// <para>
-/// <c>Sent</c> is counted before the write and taken back if the write is refused, and <c>Received</c> after the read;
-/// a snapshot reads <c>Received</c> first. So no snapshot ever shows an item received that was not sent, and
-/// <c>Queued</c> is derived as <c>Sent - Received</c>, which makes <c>Sent == Received + Queued</c> hold in every snapshot.
-/// A send on a closed channel is refused before it is counted, so it never shows in <c>Sent</c>; only a send that
-/// finds a bounded channel full (or races the close itself) is counted for the moment of its write attempt.
+/// The queue counts <c>Sent</c> when it accepts an item and <c>Received</c> when an item is taken; a snapshot reads
+/// <c>Received</c> first. So no snapshot ever shows an item received that was not sent, <c>Queued</c> is derived as
+/// <c>Sent - Received</c>, and <c>Sent == Received + Queued</c> holds in every snapshot. A refused send never shows in
+/// <c>Sent</c>.
 /// </para>
 /// </remarks>
 internal sealed class ChannelCore<T> : IQueuedCount
 {
-    // The underlying channel's endpoints, read once: every send and receive goes through one, and Channel<T>'s properties are a
-    // load more on each item.
-    private readonly ChannelReader<T> _reader;
-    private readonly ChannelWriter<T> _writer;
+    private readonly ItemQueue<T> _queue;
     private readonly CloseScope _state = new();
     private readonly LateSendPolicy _lateSend;
     private readonly bool _singleReceiver;
     private ExceptionDispatchInfo? _failure;
-
-    // Senders write _sent and receivers _received, usually on different cores: each lives on a cache line of its own, so
-    // a handoff does not bounce one line between the producer and the consumer on every item.
-    private PaddedCounter _sent;
-    private PaddedCounter _received;
     private long _dropped;
     private int _waitingReceivers;
 
@@ -43,22 +32,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
     {
         _lateSend = options.LateSend;
         _singleReceiver = options.SingleReceiver;
-
-        // Continuations never run inline on a sending thread: a reader thread must not be hijacked by its consumers.
-        Channel<T> channel = options.Capacity is { } capacity
-            ? Channel.CreateBounded<T>(new BoundedChannelOptions(capacity)
-            {
-                FullMode = BoundedChannelFullMode.Wait,
-                SingleReader = options.SingleReceiver,
-                AllowSynchronousContinuations = false,
-            })
-            : Channel.CreateUnbounded<T>(new UnboundedChannelOptions
-            {
-                SingleReader = options.SingleReceiver,
-                AllowSynchronousContinuations = false,
-            });
-        _reader = channel.Reader;
-        _writer = channel.Writer;
+        _queue = new ItemQueue<T>(options.Capacity);
         ChannelMetrics.Track(this);
     }
 
@@ -79,17 +53,24 @@ internal sealed class ChannelCore<T> : IQueuedCount
 
     public bool IsClosed => _state.IsClosed;
 
-    public ChannelReader<T> Reader => _reader;
+    /// <summary>Gets the queue, for tests.</summary>
+    internal ItemQueue<T> Queue => _queue;
 
-    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken) => _writer.WaitToWriteAsync(cancellationToken);
+    /// <summary>Gets the number of items queued now.</summary>
+    public int Count => _queue.Count;
+
+    /// <summary>Gets a task that completes when the channel is closed and empty; see <see cref="ItemQueue{T}.Completion"/> for a failed channel.</summary>
+    public Task Completion => _queue.Completion;
+
+    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken) => _queue.WaitToWriteAsync(cancellationToken);
 
     public ChannelStats Stats
     {
         get
         {
-            var received = Interlocked.Read(ref _received.Value);
+            var received = _queue.Received;
             var dropped = Interlocked.Read(ref _dropped);
-            var sent = Interlocked.Read(ref _sent.Value);
+            var sent = _queue.Sent;
             return new ChannelStats(sent, received, dropped, sent - received, _state.IsClosed);
         }
     }
@@ -105,73 +86,47 @@ internal sealed class ChannelCore<T> : IQueuedCount
     /// <summary>Tries to queue an item without waiting; a refused (late) send is counted as dropped.</summary>
     public SendOutcome TrySend(T item)
     {
-        // Checked before counting, so that a send that is certain to be refused never shows in Sent, even for a moment.
-        if (_state.IsClosed)
+        switch (_queue.TryWrite(item))
         {
-            CountDropped();
-            return SendOutcome.Refused;
+            case ItemQueue<T>.WriteResult.Written:
+                ChannelMetrics.Count(ChannelMetrics.Sent);
+                return SendOutcome.Queued;
+            case ItemQueue<T>.WriteResult.Full:
+                return SendOutcome.Full;
+            default:
+                CountDropped();
+                return SendOutcome.Refused;
         }
-
-        Interlocked.Increment(ref _sent.Value);
-        if (_writer.TryWrite(item))
-        {
-            ChannelMetrics.Count(ChannelMetrics.Sent);
-            return SendOutcome.Queued;
-        }
-
-        Interlocked.Decrement(ref _sent.Value);
-
-        // A full bounded channel refuses too; only the published close state tells the two apart.
-        if (!_state.IsClosed)
-        {
-            return SendOutcome.Full;
-        }
-
-        CountDropped();
-        return SendOutcome.Refused;
     }
 
     /// <summary>Queues an item, waiting for room on a bounded channel; a refused item is counted as dropped, then reported as false or, with <paramref name="byPolicy"/>, as the late-send policy says.</summary>
     /// <remarks>
-    /// Pooled: a producer that outruns its receiver waits here often, and must not allocate each time. The policy is
-    /// applied here rather than by a wrapper around this wait, so a send that waits runs one state machine, not two.
+    /// Sends waiting for room are served first come, first served (see <see cref="ItemQueue{T}.WriteAsync"/>). Pooled: a
+    /// producer that outruns its receiver waits here often, and must not allocate each time. The policy is applied here
+    /// rather than by a wrapper around this wait, so a send that waits runs one state machine, not two.
     /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> SendAsync(T item, bool byPolicy, CancellationToken cancellationToken)
     {
         using var link = AmbientToken.Link(cancellationToken);
-        while (true)
+        bool written;
+        try
         {
-            link.Token.ThrowIfCancellationRequested();
-            switch (TrySend(item))
-            {
-                case SendOutcome.Queued:
-                    return true;
-                case SendOutcome.Refused:
-                    return byPolicy && RefuseLateSend();
-            }
-
-            bool open;
-            try
-            {
-                open = await _writer.WaitToWriteAsync(link.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
-            {
-                throw link.Cancelled(ex);
-            }
-            catch (Exception)
-            {
-                // A failed channel's wait throws its failure; for a sender that is a refusal like any other.
-                open = false;
-            }
-
-            if (!open)
-            {
-                CountDropped();
-                return byPolicy && RefuseLateSend();
-            }
+            written = await _queue.WriteAsync(item, link.Token).ConfigureAwait(false);
         }
+        catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
+        {
+            throw link.Cancelled(ex);
+        }
+
+        if (written)
+        {
+            ChannelMetrics.Count(ChannelMetrics.Sent);
+            return true;
+        }
+
+        CountDropped();
+        return byPolicy && RefuseLateSend();
     }
 
     /// <summary>Refuses a late send as the policy says: throws, or returns false.</summary>
@@ -189,9 +144,8 @@ internal sealed class ChannelCore<T> : IQueuedCount
 
     public bool TryReceive([MaybeNullWhen(false)] out T item)
     {
-        if (_reader.TryRead(out item))
+        if (_queue.TryRead(out item))
         {
-            Interlocked.Increment(ref _received.Value);
             ChannelMetrics.Count(ChannelMetrics.Received);
             return true;
         }
@@ -216,16 +170,11 @@ internal sealed class ChannelCore<T> : IQueuedCount
             bool more;
             try
             {
-                more = await _reader.WaitToReadAsync(link.Token).ConfigureAwait(false);
+                more = await _queue.WaitToReadAsync(link.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
             {
                 throw link.Cancelled(ex);
-            }
-            catch (Exception)
-            {
-                // A failed channel's wait throws its failure; ThrowIfFailed throws it from the one captured copy.
-                more = false;
             }
 
             if (!more)
@@ -244,10 +193,11 @@ internal sealed class ChannelCore<T> : IQueuedCount
         }
     }
 
-    /// <summary>Receives the next item when none was queued at the call: one pooled state machine over the channel's own read.</summary>
+    /// <summary>Receives the next item when none was queued at the call: one pooled state machine over the queue's reusable wait.</summary>
     /// <remarks>
-    /// The pooled builder and System.Threading.Channels' reusable read make a receive that has to wait allocate nothing in
-    /// steady state. A single-receiver channel keeps the path that checks for a second waiting receive.
+    /// The pooled builder and the queue's reused waits make a receive that has to wait allocate nothing in steady state.
+    /// Waiting receives are served first come, first served: the queue hands each new item to the oldest one. A
+    /// single-receiver channel keeps the path that checks for a second waiting receive.
     /// </remarks>
     public ValueTask<T> ReceiveSlowAsync(CancellationToken cancellationToken) =>
         _singleReceiver ? ReceiveSingleAsync(cancellationToken) : ReadAsync(cancellationToken);
@@ -259,21 +209,19 @@ internal sealed class ChannelCore<T> : IQueuedCount
         T item;
         try
         {
-            item = await _reader.ReadAsync(link.Token).ConfigureAwait(false);
+            item = await _queue.ReadAsync(link.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (link.Token.IsCancellationRequested)
         {
             throw link.Cancelled(ex);
         }
-        catch (Exception) when (_state.IsClosed)
+        catch (EndOfChannelException)
         {
-            // The end of the stream (ChannelClosedException), or a failure: thrown as MicroIo throws them, the failure
-            // from its one captured copy.
+            // The end of a failed channel throws the failure itself, from its one captured copy.
             ThrowIfFailed();
-            throw new EndOfChannelException();
+            throw;
         }
 
-        Interlocked.Increment(ref _received.Value);
         ChannelMetrics.Count(ChannelMetrics.Received);
         return item;
     }
@@ -319,7 +267,8 @@ internal sealed class ChannelCore<T> : IQueuedCount
 
     private bool Complete(Exception? exception)
     {
-        // Publish the close state first: a write refused from here on must be counted as a late send, not as "full".
+        // The close state and the captured failure first: a sender refused by the ended queue reads the failure
+        // (RefuseLateSend), and a receiver that reaches the end throws it (ThrowIfFailed).
         if (!(exception is null ? _state.Close() : _state.Fail(exception)))
         {
             return false;
@@ -330,16 +279,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
             Volatile.Write(ref _failure, ExceptionDispatchInfo.Capture(exception));
         }
 
-        _writer.TryComplete(exception);
+        _queue.Complete(exception);
         return true;
     }
-}
-
-/// <summary>A counter alone on its cache line (64 bytes of padding each side), so two counters never share one.</summary>
-/// <remarks>Outside <see cref="ChannelCore{T}"/>: a type nested in a generic type is generic, and generic types cannot have explicit layout.</remarks>
-[StructLayout(LayoutKind.Explicit, Size = 128)]
-internal struct PaddedCounter
-{
-    [FieldOffset(64)]
-    public long Value;
 }

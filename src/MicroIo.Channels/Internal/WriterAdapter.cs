@@ -9,18 +9,8 @@ internal sealed class WriterAdapter<T>(ChannelCore<T> core) : ChannelWriter<T>
 
     public override bool TryWrite(T item) => core.TrySend(item) == ChannelCore<T>.SendOutcome.Queued;
 
-    public override async ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken = default)
-    {
-        // The underlying wait throws a failed channel's exception; a writer only needs to know it can write no more.
-        try
-        {
-            return await core.WaitToWriteAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return false;
-        }
-    }
+    // False after a failure as after a close (the queue's wait never throws the failure): see AsChannelWriter.
+    public override ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken = default) => core.WaitToWriteAsync(cancellationToken);
 
     public override async ValueTask WriteAsync(T item, CancellationToken cancellationToken = default)
     {

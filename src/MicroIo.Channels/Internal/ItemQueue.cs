@@ -1,0 +1,560 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+
+namespace MicroIo.Internal;
+
+/// <summary>The queue under a MicroIo channel: its items, its waits, its end, and the exact count of items sent and received.</summary>
+/// <remarks>
+/// <para>
+/// Shaped like System.Threading.Channels' channels, which it replaced under <see cref="ChannelCore{T}"/>: a write takes
+/// one lock; an unbounded <see cref="TryRead"/> takes none (a concurrent queue); a bounded one, and every read that may
+/// wait, takes the lock, because it may have to hand room to a waiting write or list itself. What a wrapper around those
+/// channels could not do is count a write where it happens: <c>Sent</c> is added under the write's own lock, so the
+/// exact count DESIGN asks for costs the sender no interlocked operation of its own, except when it hands its item to
+/// a waiting read and counts that receive too (docs/benchmarks.md, family 1).
+/// </para>
+/// <para>
+/// The end is decided under the same lock as every write, so a write is either accepted before the end, and read, or
+/// refused. <c>Sent</c> is added before the item becomes visible, and <c>Received</c> after it is taken, so a snapshot
+/// that reads <c>Received</c> first never shows an item received that was not sent.
+/// </para>
+/// <para>
+/// Four kinds of wait (<see cref="WaitKind"/>) list themselves under the lock when they cannot go on. Reads that take
+/// an item and writes that wait for room are served first come, first served, as System.Threading.Channels serves
+/// <c>ReadAsync</c> and <c>WriteAsync</c>: a write hands its item straight to the oldest waiting read, and a bounded
+/// read that makes room moves the oldest waiting write's item in, so no later caller can take the item or the room
+/// first. Waits for something to read, or for room, are all woken by every write that queues an item, or by every
+/// bounded read that leaves room; they then try again.
+/// </para>
+/// </remarks>
+/// <typeparam name="T">The type of the items.</typeparam>
+internal sealed class ItemQueue<T> : IWaiterOwner
+{
+    private readonly Lock _sync = new();
+    private readonly ConcurrentQueue<T> _items = new();
+    private readonly int _capacity;
+    private readonly bool _bounded;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Written by the senders (under the lock) and by the receivers, usually on different cores: each on its own cache line.
+    private PaddedCounter _sent;
+    private PaddedCounter _received;
+
+    // Under the lock: the number of items queued (bounded only), and the lists of waits.
+    private int _count;
+    private WaitLine _takers;
+    private WaitLine _putters;
+    private ChannelWaiter? _readers;
+    private ChannelWaiter? _writers;
+
+    // A spare wait of each kind, two for the waits that return a bool: a sender and a receiver may wait at once.
+    private ChannelWaiter<T>? _spareTaker;
+    private ChannelPutter<T>? _sparePutter;
+    private ChannelWaiter<bool>? _spareWait;
+    private ChannelWaiter<bool>? _secondSpareWait;
+    private volatile bool _done;
+    private Exception? _error;
+
+    /// <summary>Creates an unbounded queue, or a bounded one when <paramref name="capacity"/> is given.</summary>
+    public ItemQueue(int? capacity)
+    {
+        _bounded = capacity.HasValue;
+        _capacity = capacity ?? int.MaxValue;
+    }
+
+    /// <summary>What a write did.</summary>
+    public enum WriteResult
+    {
+        Written,
+        Full,
+        Ended,
+    }
+
+    /// <summary>Gets the number of items sent (accepted).</summary>
+    public long Sent => Volatile.Read(ref _sent.Value);
+
+    /// <summary>Gets the number of items received.</summary>
+    public long Received => Volatile.Read(ref _received.Value);
+
+    /// <summary>Gets the number of items queued now.</summary>
+    public int Count => _items.Count;
+
+    /// <summary>Gets a task that completes when the queue has ended and every item was taken and counted, as System.Threading.Channels' <c>Completion</c> does.</summary>
+    /// <remarks>Faulted with the failure of a failed queue, or cancelled if that failure is an <see cref="OperationCanceledException"/>.</remarks>
+    public Task Completion => _completion.Task;
+
+    /// <summary>Gets or sets code that tests run in a wake that walks a list it took off, before each wait on it is woken.</summary>
+    internal static Action<ChannelWaiter>? BeforeWakeForTests { get; set; }
+
+    /// <summary>Gets the number of waits listed now, for tests: a wait that ended must not stay listed.</summary>
+    internal int ListedWaits
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return Length(_takers.Head) + Length(_putters.Head) + Length(_readers) + Length(_writers);
+            }
+        }
+    }
+
+    // Every item sent was counted as received, not only taken: so a snapshot read once Completion is done shows none queued.
+    private bool IsDrained => _done && Volatile.Read(ref _received.Value) == Volatile.Read(ref _sent.Value);
+
+    /// <summary>Queues an item, or hands it to the oldest waiting read, unless the queue has ended or, when bounded, is full.</summary>
+    public WriteResult TryWrite(T item)
+    {
+        ChannelWaiter<T>? taker;
+        ChannelWaiter? readers;
+        WriteResult result;
+        lock (_sync)
+        {
+            result = WriteLocked(item, out taker, out readers);
+        }
+
+        AfterWrite(item, taker, readers);
+        return result;
+    }
+
+    /// <summary>Writes an item, waiting for room when bounded: true once the item is queued (or handed to a read), false if the queue ended first.</summary>
+    /// <remarks>Writes waiting for room are served first come, first served: a read that makes room moves the oldest one's item in.</remarks>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the item was written.</exception>
+    public ValueTask<bool> WriteAsync(T item, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+
+        ChannelWaiter<T>? taker;
+        ChannelWaiter? readers;
+        ChannelPutter<T>? putter = null;
+        WriteResult result;
+        lock (_sync)
+        {
+            result = WriteLocked(item, out taker, out readers);
+            if (result == WriteResult.Full)
+            {
+                putter = Interlocked.Exchange(ref _sparePutter, null) ?? new ChannelPutter<T>(this);
+                putter.Item = item;
+                _putters.Add(putter);
+            }
+        }
+
+        if (putter is not null)
+        {
+            putter.Register(cancellationToken);
+            return putter.AsValueTask();
+        }
+
+        AfterWrite(item, taker, readers);
+        return new ValueTask<bool>(result == WriteResult.Written);
+    }
+
+    /// <summary>Takes the oldest item, if any.</summary>
+    public bool TryRead([MaybeNullWhen(false)] out T item)
+    {
+        if (!_bounded)
+        {
+            if (!_items.TryDequeue(out item))
+            {
+                return false;
+            }
+
+            // The increment is a full fence and the end's flag is written before the end looks at the counts: so either
+            // this read sees the end or the end sees this item counted, and whichever is second completes Completion.
+            Interlocked.Increment(ref _received.Value);
+            if (IsDrained)
+            {
+                CompleteDrained();
+            }
+
+            return true;
+        }
+
+        // Without the lock when empty: a take that finds nothing needs no lock; a receive that then waits looks again under it.
+        if (_items.IsEmpty)
+        {
+            item = default;
+            return false;
+        }
+
+        var freed = default(Freed);
+        bool taken;
+        lock (_sync)
+        {
+            taken = TakeLocked(out item, ref freed);
+        }
+
+        AfterTake(freed);
+        return taken;
+    }
+
+    /// <summary>Takes the oldest item, waiting for one; the oldest waiting read gets the next item written.</summary>
+    /// <exception cref="EndOfChannelException">The queue has ended and is empty.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public ValueTask<T> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<T>(cancellationToken);
+        }
+
+        // No lock-free try first: the channel's receive has just made one.
+        ChannelWaiter<T>? taker = null;
+        var freed = default(Freed);
+        bool taken;
+        T? item;
+        lock (_sync)
+        {
+            taken = TakeLocked(out item, ref freed);
+            if (!taken && !_done)
+            {
+                taker = Interlocked.Exchange(ref _spareTaker, null) ?? new ChannelWaiter<T>(this, WaitKind.Take);
+                _takers.Add(taker);
+            }
+        }
+
+        if (taker is not null)
+        {
+            taker.Register(cancellationToken);
+            return taker.AsValueTask();
+        }
+
+        AfterTake(freed);
+        return taken ? new ValueTask<T>(item!) : ValueTask.FromException<T>(new EndOfChannelException());
+    }
+
+    /// <summary>Waits until an item is queued (true) or the queue has ended empty (false).</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+
+        if (!_items.IsEmpty)
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        return Wait(forRoom: false, cancellationToken);
+    }
+
+    /// <summary>Waits until the queue has room (true) or has ended (false); an unbounded queue has room until it ends.</summary>
+    /// <remarks>Always under the lock: only the <c>ChannelWriter</c> adapter waits this way; sends wait with <see cref="WriteAsync"/>.</remarks>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken) =>
+        cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled<bool>(cancellationToken) : Wait(forRoom: true, cancellationToken);
+
+    /// <summary>Ends the queue: no write is accepted from now on; what is queued can still be read; every wait is woken.</summary>
+    /// <param name="error">The failure of a failed queue, for <see cref="Completion"/>; null for a plain end.</param>
+    public void Complete(Exception? error)
+    {
+        ChannelWaiter? takers;
+        ChannelWaiter? putters;
+        ChannelWaiter? readers;
+        ChannelWaiter? writers;
+        bool drained;
+        lock (_sync)
+        {
+            if (_done)
+            {
+                return;
+            }
+
+            _error = error;
+            _done = true;
+
+            // Pairs with the increment after an unbounded read's dequeue: see TryRead.
+            // Stryker disable once Statement : a fence; its absence shows only as a rare reordering no test can provoke.
+            Interlocked.MemoryBarrier();
+            drained = IsDrained;
+            takers = _takers.TakeAll();
+            putters = _putters.TakeAll();
+            readers = TakeAll(ref _readers);
+            writers = TakeAll(ref _writers);
+        }
+
+        // Reads listed only while nothing was queued, and nothing was queued since: they get the end.
+        for (var taker = takers; taker is not null;)
+        {
+            var next = taker.Next;
+            taker.Next = null;
+            if (taker.Claim())
+            {
+                taker.Fail(new EndOfChannelException());
+            }
+
+            taker = next;
+        }
+
+        // Writes still waiting for room are refused: their items were never queued, and are not counted.
+        for (var putter = putters; putter is not null;)
+        {
+            var next = putter.Next;
+            putter.Next = null;
+            if (putter.Claim())
+            {
+                ((ChannelPutter<T>)putter).Item = default;
+                ((ChannelPutter<T>)putter).Complete(false);
+            }
+
+            putter = next;
+        }
+
+        WakeAll(readers, !drained);
+        WakeAll(writers, false);
+        if (drained)
+        {
+            CompleteDrained();
+        }
+    }
+
+    void IWaiterOwner.Unlist(ChannelWaiter waiter)
+    {
+        lock (_sync)
+        {
+            switch (waiter.Kind)
+            {
+                case WaitKind.Take:
+                    _takers.Remove(waiter);
+                    break;
+                case WaitKind.Put:
+                    // Cleared even if a read already took the wait off the line: that read lost the claim and left the item.
+                    _putters.Remove(waiter);
+                    ((ChannelPutter<T>)waiter).Item = default;
+                    break;
+                default:
+                    // A spare serves both lists, so the wait does not know which one it is on.
+                    Unlist(ref _readers, waiter);
+                    Unlist(ref _writers, waiter);
+                    break;
+            }
+        }
+    }
+
+    void IWaiterOwner.Return(ChannelWaiter waiter)
+    {
+        switch (waiter.Kind)
+        {
+            case WaitKind.Take:
+                Volatile.Write(ref _spareTaker, (ChannelWaiter<T>)waiter);
+                break;
+            case WaitKind.Put:
+                Volatile.Write(ref _sparePutter, (ChannelPutter<T>)waiter);
+                break;
+            default:
+                if (Interlocked.CompareExchange(ref _spareWait, (ChannelWaiter<bool>)waiter, null) is not null)
+                {
+                    Volatile.Write(ref _secondSpareWait, (ChannelWaiter<bool>)waiter);
+                }
+
+                break;
+        }
+    }
+
+    private static int Length(ChannelWaiter? waiter)
+    {
+        var length = 0;
+        for (; waiter is not null; waiter = waiter.Next)
+        {
+            length++;
+        }
+
+        return length;
+    }
+
+    private static ChannelWaiter? TakeAll(ref ChannelWaiter? head)
+    {
+        var taken = head;
+        if (taken is not null)
+        {
+            head = null;
+        }
+
+        return taken;
+    }
+
+    private static void Unlist(ref ChannelWaiter? head, ChannelWaiter waiter)
+    {
+        for (ref var link = ref head; link is not null; link = ref link.Next)
+        {
+            if (link == waiter)
+            {
+                link = waiter.Next;
+                waiter.Next = null;
+                return;
+            }
+        }
+    }
+
+    private static void WakeAll(ChannelWaiter? waiter, bool result)
+    {
+        while (waiter is not null)
+        {
+            BeforeWakeForTests?.Invoke(waiter);
+
+            // Taken before the wake: a woken wait may be reused, and listed again, at once.
+            var next = waiter.Next;
+            waiter.Next = null;
+            ((ChannelWaiter<bool>)waiter).Wake(result);
+            waiter = next;
+        }
+    }
+
+    /// <summary>Under the lock: writes an item unless the queue has ended or is full; says which waiting read takes it, or which waits to wake.</summary>
+    private WriteResult WriteLocked(T item, out ChannelWaiter<T>? taker, out ChannelWaiter? readers)
+    {
+        taker = null;
+        readers = null;
+        if (_done)
+        {
+            return WriteResult.Ended;
+        }
+
+        // A listed read means nothing is queued. Writes waiting for room mean the queue is full: this one goes after them.
+        taker = (ChannelWaiter<T>?)_takers.ClaimFirst();
+        if (taker is null && _bounded)
+        {
+            if (_count == _capacity)
+            {
+                return WriteResult.Full;
+            }
+
+            _count++;
+        }
+
+        Volatile.Write(ref _sent.Value, _sent.Value + 1);
+        if (taker is not null)
+        {
+            // Interlocked, as every count of Received: an unbounded queue's readers count without the lock.
+            Interlocked.Increment(ref _received.Value);
+        }
+        else
+        {
+            _items.Enqueue(item);
+
+            // Written only when a wait is listed: a store on every item would pull this object's cache line, which the
+            // receivers read on every item, back to the sender's core each time.
+            readers = TakeAll(ref _readers);
+        }
+
+        return WriteResult.Written;
+    }
+
+    /// <summary>Outside the lock: hands the item to the read that takes it, or wakes the waits for something to read.</summary>
+    private static void AfterWrite(T item, ChannelWaiter<T>? taker, ChannelWaiter? readers)
+    {
+        if (taker is not null)
+        {
+            taker.Complete(item);
+        }
+        else
+        {
+            WakeAll(readers, true);
+        }
+    }
+
+    /// <summary>Under the lock: takes the oldest item, if any, and collects what taking it lets go on.</summary>
+    private bool TakeLocked([MaybeNullWhen(false)] out T item, ref Freed freed)
+    {
+        if (!_items.TryDequeue(out item))
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _received.Value);
+        if (_bounded)
+        {
+            // The room goes to the oldest write waiting for it, so no later write can take it first; the waits for room
+            // hear of it only when no such write is left.
+            if (_putters.ClaimFirst() is ChannelPutter<T> putter)
+            {
+                Volatile.Write(ref _sent.Value, _sent.Value + 1);
+                _items.Enqueue(putter.Item!);
+                putter.Item = default;
+                freed.Putter = putter;
+            }
+            else
+            {
+                _count--;
+                freed.Writers = TakeAll(ref _writers);
+            }
+        }
+
+        freed.Drained = IsDrained;
+        return true;
+    }
+
+    /// <summary>Outside the lock: completes the write whose item a take moved in, wakes the waits for room, and completes <see cref="Completion"/> if the take drained an ended queue.</summary>
+    private void AfterTake(in Freed freed)
+    {
+        freed.Putter?.Complete(true);
+        WakeAll(freed.Writers, true);
+        if (freed.Drained)
+        {
+            CompleteDrained();
+        }
+    }
+
+    private ValueTask<bool> Wait(bool forRoom, CancellationToken cancellationToken)
+    {
+        ChannelWaiter<bool> waiter;
+        lock (_sync)
+        {
+            bool? ready = forRoom
+                ? _done ? false : _count < _capacity ? true : null
+                : !_items.IsEmpty ? true : _done ? false : null;
+            if (ready is { } now)
+            {
+                return new ValueTask<bool>(now);
+            }
+
+            waiter = Interlocked.Exchange(ref _spareWait, null)
+                ?? Interlocked.Exchange(ref _secondSpareWait, null)
+                ?? new ChannelWaiter<bool>(this, WaitKind.Ready);
+            if (forRoom)
+            {
+                waiter.Next = _writers;
+                _writers = waiter;
+            }
+            else
+            {
+                waiter.Next = _readers;
+                _readers = waiter;
+            }
+        }
+
+        waiter.Register(cancellationToken);
+        return waiter.AsValueTask();
+    }
+
+    private void CompleteDrained()
+    {
+        switch (_error)
+        {
+            case null:
+                _completion.TrySetResult();
+                break;
+            case OperationCanceledException cancelled:
+                _completion.TrySetCanceled(cancelled.CancellationToken);
+                break;
+            default:
+                // Marked observed at once: a failure nobody asked Completion about must not surface as an unobserved
+                // task exception.
+                _completion.TrySetException(_error);
+                _ = _completion.Task.Exception;
+                break;
+        }
+    }
+
+    /// <summary>What a take let go on, to finish outside the lock.</summary>
+    private struct Freed
+    {
+        public ChannelPutter<T>? Putter;
+        public ChannelWaiter? Writers;
+        public bool Drained;
+    }
+}

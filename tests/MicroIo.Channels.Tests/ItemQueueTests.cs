@@ -1,0 +1,962 @@
+using MicroIo.Internal;
+
+namespace MicroIo.Tests;
+
+/// <summary>
+/// The queue under every channel: its waits end exactly once and never stay listed, its end completes
+/// <see cref="ItemQueue{T}.Completion"/> exactly when the last item is taken, and a wait in steady state allocates nothing.
+/// </summary>
+public sealed class ItemQueueTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    public static TheoryData<int?> Kinds => new() { null, 4 };
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task WaitToRead_ListedWait_IsWokenByAWriteOnAnotherThreadNotInline(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        var wait = queue.WaitToReadAsync(CancellationToken.None);
+        wait.IsCompleted.ShouldBeFalse();
+        queue.ListedWaits.ShouldBe(1);
+        var writer = new Thread(() => queue.TryWrite(1).ShouldBe(ItemQueue<int>.WriteResult.Written));
+        var continuationThread = 0;
+
+        var continued = Continue(wait, () => continuationThread = Environment.CurrentManagedThreadId);
+        writer.Start();
+
+        (await continued.WaitAsync(Bound)).ShouldBeTrue();
+        continuationThread.ShouldNotBe(writer.ManagedThreadId);
+        queue.ListedWaits.ShouldBe(0);
+        queue.TryRead(out var item).ShouldBeTrue();
+        item.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task WaitToWrite_FullBoundedQueue_IsWokenByAReadOnAnotherThreadNotInline()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(1).ShouldBe(ItemQueue<int>.WriteResult.Written);
+        queue.TryWrite(2).ShouldBe(ItemQueue<int>.WriteResult.Full);
+        var wait = queue.WaitToWriteAsync(CancellationToken.None);
+        wait.IsCompleted.ShouldBeFalse();
+        var reader = new Thread(() => queue.TryRead(out _).ShouldBeTrue());
+        var continuationThread = 0;
+
+        var continued = Continue(wait, () => continuationThread = Environment.CurrentManagedThreadId);
+        reader.Start();
+
+        (await continued.WaitAsync(Bound)).ShouldBeTrue();
+        continuationThread.ShouldNotBe(reader.ManagedThreadId);
+        queue.ListedWaits.ShouldBe(0);
+        queue.TryWrite(2).ShouldBe(ItemQueue<int>.WriteResult.Written);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task Write_WakesEveryListedReader_AndOnlyOneTakesTheItem(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        var first = queue.WaitToReadAsync(CancellationToken.None).AsTask();
+        var second = queue.WaitToReadAsync(CancellationToken.None).AsTask();
+        queue.ListedWaits.ShouldBe(2);
+
+        queue.TryWrite(7);
+
+        (await first.WaitAsync(Bound)).ShouldBeTrue();
+        (await second.WaitAsync(Bound)).ShouldBeTrue();
+        queue.TryRead(out var item).ShouldBeTrue();
+        item.ShouldBe(7);
+        queue.TryRead(out _).ShouldBeFalse();
+        queue.Sent.ShouldBe(1);
+        queue.Received.ShouldBe(1);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task CancelledWait_IsUnlisted_ThrowsItsToken_AndTheNextItemGoesToTheOtherWait(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        using var cts = new CancellationTokenSource();
+        var cancelled = queue.WaitToReadAsync(cts.Token).AsTask();
+        var other = queue.WaitToReadAsync(CancellationToken.None).AsTask();
+        queue.ListedWaits.ShouldBe(2);
+
+        await cts.CancelAsync();
+
+        var ex = await Caught.ExceptionAsync(cancelled.WaitAsync(Bound));
+        ex.ShouldBeAssignableTo<OperationCanceledException>()!.CancellationToken.ShouldBe(cts.Token);
+        queue.ListedWaits.ShouldBe(1);
+        queue.TryWrite(1);
+        (await other.WaitAsync(Bound)).ShouldBeTrue();
+        queue.TryRead(out var item).ShouldBeTrue();
+        item.ShouldBe(1);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task CancelledWaitForRoom_IsUnlisted_AndThrowsItsToken()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(1);
+        using var cts = new CancellationTokenSource();
+        var wait = queue.WaitToWriteAsync(cts.Token).AsTask();
+        queue.ListedWaits.ShouldBe(1);
+
+        await cts.CancelAsync();
+
+        (await Caught.ExceptionAsync(wait.WaitAsync(Bound))).ShouldBeAssignableTo<OperationCanceledException>()!.CancellationToken.ShouldBe(cts.Token);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task Waits_OnACancelledToken_EndAtOnceWithoutListing(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+        queue.TryWrite(1);
+
+        var read = queue.WaitToReadAsync(cts.Token);
+        var write = queue.WaitToWriteAsync(cts.Token);
+
+        read.IsCanceled.ShouldBeTrue();
+        write.IsCanceled.ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task Complete_WakesListedReadersWithFalse_AndRefusesWrites(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        var first = queue.WaitToReadAsync(CancellationToken.None).AsTask();
+        var second = queue.WaitToReadAsync(CancellationToken.None).AsTask();
+
+        queue.Complete(null);
+
+        (await first.WaitAsync(Bound)).ShouldBeFalse();
+        (await second.WaitAsync(Bound)).ShouldBeFalse();
+        queue.Complete(new IOException());
+        queue.TryWrite(1).ShouldBe(ItemQueue<int>.WriteResult.Ended);
+        queue.Sent.ShouldBe(0);
+        (await Within(queue.WaitToReadAsync(CancellationToken.None))).ShouldBeFalse();
+        (await Within(queue.WaitToWriteAsync(CancellationToken.None))).ShouldBeFalse();
+
+        // Completed once, by the first end: the second changes nothing.
+        await queue.Completion.WaitAsync(Bound);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Complete_WakesWritersWaitingForRoomWithFalse()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(1);
+        var wait = queue.WaitToWriteAsync(CancellationToken.None).AsTask();
+
+        queue.Complete(null);
+
+        (await wait.WaitAsync(Bound)).ShouldBeFalse();
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task Completion_CompletesWhenTheLastItemIsTaken_NotBefore(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        queue.TryWrite(1);
+        queue.TryWrite(2);
+
+        queue.Complete(null);
+
+        queue.Completion.IsCompleted.ShouldBeFalse();
+        (await Within(queue.WaitToReadAsync(CancellationToken.None))).ShouldBeTrue();
+        queue.TryRead(out _).ShouldBeTrue();
+        queue.Completion.IsCompleted.ShouldBeFalse();
+        queue.TryRead(out _).ShouldBeTrue();
+        await queue.Completion.WaitAsync(Bound);
+        (await Within(queue.WaitToReadAsync(CancellationToken.None))).ShouldBeFalse();
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task Completion_OfAFailedQueue_FaultsWithTheFailureItself_OnceDrained(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        var failure = new IOException("broken");
+        queue.TryWrite(1);
+
+        queue.Complete(failure);
+
+        queue.Completion.IsCompleted.ShouldBeFalse();
+        queue.TryRead(out _).ShouldBeTrue();
+        (await Caught.ExceptionAsync(queue.Completion.WaitAsync(Bound))).ShouldBeSameAs(failure);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task Completion_OfAQueueFailedWithACancellation_IsCancelled_AsSystemThreadingChannelsDoes(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+
+        queue.Complete(new OperationCanceledException(cts.Token));
+
+        (await Caught.ExceptionAsync(queue.Completion.WaitAsync(Bound))).ShouldBeAssignableTo<OperationCanceledException>()!.CancellationToken.ShouldBe(cts.Token);
+        queue.Completion.IsCanceled.ShouldBeTrue();
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task ReadAsync_WaitingReads_AreServedFirstComeFirstServed_WithTheItemHandedOver(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        var first = queue.ReadAsync(CancellationToken.None).AsTask();
+        var second = queue.ReadAsync(CancellationToken.None).AsTask();
+        var third = queue.ReadAsync(CancellationToken.None).AsTask();
+        queue.ListedWaits.ShouldBe(3);
+
+        queue.TryWrite(1);
+        queue.TryWrite(2);
+        queue.TryWrite(3);
+
+        (await first.WaitAsync(Bound)).ShouldBe(1);
+        (await second.WaitAsync(Bound)).ShouldBe(2);
+        (await third.WaitAsync(Bound)).ShouldBe(3);
+        queue.Count.ShouldBe(0);
+        queue.Sent.ShouldBe(3);
+        queue.Received.ShouldBe(3);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task ReadAsync_CancelledLastInLine_IsUnlisted_AndAReadListedAfterItIsStillServed(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        using var cts = new CancellationTokenSource();
+        var first = queue.ReadAsync(CancellationToken.None).AsTask();
+        var second = queue.ReadAsync(CancellationToken.None).AsTask();
+        var cancelled = queue.ReadAsync(cts.Token).AsTask();
+
+        await cts.CancelAsync();
+        (await Caught.ExceptionAsync(cancelled.WaitAsync(Bound))).ShouldBeAssignableTo<OperationCanceledException>()!.CancellationToken.ShouldBe(cts.Token);
+        queue.ListedWaits.ShouldBe(2);
+        var later = queue.ReadAsync(CancellationToken.None).AsTask();
+        queue.TryWrite(1);
+        queue.TryWrite(2);
+        queue.TryWrite(3);
+
+        (await first.WaitAsync(Bound)).ShouldBe(1);
+        (await second.WaitAsync(Bound)).ShouldBe(2);
+        (await later.WaitAsync(Bound)).ShouldBe(3);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task ReadAsync_CancelledFirstOrMiddleInLine_IsUnlisted_AndTheOthersKeepTheirOrder()
+    {
+        var queue = new ItemQueue<int>(null);
+        using var firstCts = new CancellationTokenSource();
+        using var middleCts = new CancellationTokenSource();
+        var first = queue.ReadAsync(firstCts.Token).AsTask();
+        var second = queue.ReadAsync(CancellationToken.None).AsTask();
+        var middle = queue.ReadAsync(middleCts.Token).AsTask();
+        var last = queue.ReadAsync(CancellationToken.None).AsTask();
+
+        await firstCts.CancelAsync();
+        await middleCts.CancelAsync();
+        await Caught.ExceptionAsync(first.WaitAsync(Bound));
+        await Caught.ExceptionAsync(middle.WaitAsync(Bound));
+        queue.ListedWaits.ShouldBe(2);
+        queue.TryWrite(1);
+        queue.TryWrite(2);
+
+        (await second.WaitAsync(Bound)).ShouldBe(1);
+        (await last.WaitAsync(Bound)).ShouldBe(2);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task ReadAsync_AtTheEnd_GetsWhatIsLeftThenEndOfChannel_AndAListedReadIsWokenWithIt(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        var listed = queue.ReadAsync(CancellationToken.None).AsTask();
+
+        queue.Complete(null);
+
+        (await Caught.ExceptionAsync(listed.WaitAsync(Bound))).ShouldBeOfType<EndOfChannelException>();
+        var ended = new ItemQueue<int>(capacity);
+        ended.TryWrite(5);
+        ended.Complete(null);
+        (await Within(ended.ReadAsync(CancellationToken.None))).ShouldBe(5);
+        await ended.Completion.WaitAsync(Bound);
+        (await Caught.ExceptionAsync(Within(ended.ReadAsync(CancellationToken.None)))).ShouldBeOfType<EndOfChannelException>();
+    }
+
+    [Fact]
+    public async Task WriteAsync_WaitingWrites_GetTheRoomInTheOrderTheyCame_AndNoLaterWriteTakesItFirst()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(1);
+        var first = queue.WriteAsync(2, CancellationToken.None).AsTask();
+        var second = queue.WriteAsync(3, CancellationToken.None).AsTask();
+        queue.ListedWaits.ShouldBe(2);
+        queue.Sent.ShouldBe(1);
+
+        queue.TryRead(out var item).ShouldBeTrue();
+
+        // The room went to the oldest waiting write, under the read's lock: a new write still finds the queue full.
+        item.ShouldBe(1);
+        (await first.WaitAsync(Bound)).ShouldBeTrue();
+        second.IsCompleted.ShouldBeFalse();
+        queue.ListedWaits.ShouldBe(1);
+        queue.TryWrite(9).ShouldBe(ItemQueue<int>.WriteResult.Full);
+        queue.Count.ShouldBe(1);
+        queue.Sent.ShouldBe(2);
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(2);
+        (await second.WaitAsync(Bound)).ShouldBeTrue();
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(3);
+        queue.ListedWaits.ShouldBe(0);
+        queue.Sent.ShouldBe(3);
+        queue.Received.ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task WriteAsync_CancelledWhileWaiting_IsUnlisted_NeverSent_AndTheRoomGoesToTheNextWrite()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(1);
+        using var cts = new CancellationTokenSource();
+        var first = queue.WriteAsync(2, CancellationToken.None).AsTask();
+        var cancelled = queue.WriteAsync(3, cts.Token).AsTask();
+
+        await cts.CancelAsync();
+        (await Caught.ExceptionAsync(cancelled.WaitAsync(Bound))).ShouldBeAssignableTo<OperationCanceledException>()!.CancellationToken.ShouldBe(cts.Token);
+        queue.ListedWaits.ShouldBe(1);
+        var later = queue.WriteAsync(4, CancellationToken.None).AsTask();
+
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(1);
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(2);
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(4);
+        await Task.WhenAll(first, later).WaitAsync(Bound);
+        queue.Sent.ShouldBe(3);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task WriteAsync_WaitingWhenTheQueueEnds_IsRefused_AndItsItemIsNeverQueued()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(1);
+        var waiting = queue.WriteAsync(2, CancellationToken.None).AsTask();
+
+        queue.Complete(null);
+
+        (await waiting.WaitAsync(Bound)).ShouldBeFalse();
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(1);
+        (await Caught.ExceptionAsync(Within(queue.ReadAsync(CancellationToken.None)))).ShouldBeOfType<EndOfChannelException>();
+        queue.Sent.ShouldBe(1);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task WriteAsync_ToAWaitingRead_HandsTheItemOver_EvenOnAFullBoundedQueueOfCapacityOne()
+    {
+        var queue = new ItemQueue<int>(1);
+        var read = queue.ReadAsync(CancellationToken.None).AsTask();
+
+        (await Within(queue.WriteAsync(5, CancellationToken.None))).ShouldBeTrue();
+
+        (await read.WaitAsync(Bound)).ShouldBe(5);
+        queue.Count.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task BoundedReadAsync_MakesRoom_AndWakesAWriterWaitingForIt()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(1);
+        var room = queue.WaitToWriteAsync(CancellationToken.None).AsTask();
+
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(1);
+
+        (await room.WaitAsync(Bound)).ShouldBeTrue();
+        queue.TryWrite(2).ShouldBe(ItemQueue<int>.WriteResult.Written);
+    }
+
+    [Fact]
+    public async Task ValueTask_ReadTwice_Throws_AndLeavesTheWaitThatReusedItsWaiterAlone()
+    {
+        var queue = new ItemQueue<int>(null);
+        var first = queue.WaitToReadAsync(CancellationToken.None);
+        queue.TryWrite(1);
+        (await Within(first)).ShouldBeTrue();
+        queue.TryRead(out _).ShouldBeTrue();
+        var second = queue.WaitToReadAsync(CancellationToken.None);
+        second.IsCompleted.ShouldBeFalse();
+
+#pragma warning disable CA2012 // Read twice on purpose: the misuse must throw and must not recycle the waiter the second wait holds.
+        Should.Throw<InvalidOperationException>(() => first.Result);
+#pragma warning restore CA2012
+
+        queue.TryWrite(2);
+        (await second.AsTask().WaitAsync(Bound)).ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task ValueTask_ReadBeforeItCompleted_Throws_AndTheWaitStillEndsWhenWoken()
+    {
+        var queue = new ItemQueue<int>(null);
+        var wait = queue.WaitToReadAsync(CancellationToken.None);
+
+#pragma warning disable CA2012 // Read early on purpose: the misuse must throw and must not recycle the waiter, which is still listed.
+        Should.Throw<InvalidOperationException>(() => wait.Result);
+#pragma warning restore CA2012
+
+        queue.TryWrite(1);
+        (await wait.AsTask().WaitAsync(Bound)).ShouldBeTrue();
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task WaitToWrite_WithRoom_IsTrueAtOnce_AndFalseOnceEnded(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        queue.TryWrite(1);
+
+        var room = queue.WaitToWriteAsync(CancellationToken.None);
+
+        room.IsCompletedSuccessfully.ShouldBeTrue();
+        (await room).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+        queue.Complete(null);
+        (await Within(queue.WaitToWriteAsync(CancellationToken.None))).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void ChannelReaderAdapter_CanCount_AndCountsWhatIsQueued()
+    {
+        var (tx, rx) = ObjectChannel.Create<int>(new ObjectChannelOptions { SingleReceiver = true });
+        var reader = rx.AsChannelReader();
+        tx.Send(1);
+        tx.Send(2);
+
+        reader.CanCount.ShouldBeTrue();
+        reader.Count.ShouldBe(2);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task ReadAsync_TakingOneOfSeveralItemsLeftAtTheEnd_LeavesCompletionPending(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        queue.TryWrite(1);
+        queue.TryWrite(2);
+        queue.Complete(null);
+
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(1);
+
+        queue.Completion.IsCompleted.ShouldBeFalse();
+        (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(2);
+        await queue.Completion.WaitAsync(Bound);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Count_IsTheNumberQueued(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        queue.TryWrite(1);
+        queue.TryWrite(2);
+        queue.TryWrite(3);
+        queue.TryRead(out _);
+
+        queue.Count.ShouldBe(2);
+        queue.Sent.ShouldBe(3);
+        queue.Received.ShouldBe(1);
+    }
+
+    [Fact]
+    public void BoundedQueue_RefusesAWriteWhenFull_WithoutCountingIt()
+    {
+        var queue = new ItemQueue<int>(2);
+        queue.TryWrite(1).ShouldBe(ItemQueue<int>.WriteResult.Written);
+        queue.TryWrite(2).ShouldBe(ItemQueue<int>.WriteResult.Written);
+
+        queue.TryWrite(3).ShouldBe(ItemQueue<int>.WriteResult.Full);
+
+        queue.Sent.ShouldBe(2);
+        queue.Count.ShouldBe(2);
+        queue.TryRead(out _).ShouldBeTrue();
+        queue.TryWrite(3).ShouldBe(ItemQueue<int>.WriteResult.Written);
+    }
+
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData(null, true)]
+    [InlineData(4, false)]
+    [InlineData(4, true)]
+    public void WaitThatHadToWait_InSteadyState_AllocatesNothing(int? capacity, bool cancellableToken)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        using var cts = new CancellationTokenSource();
+        var token = cancellableToken ? cts.Token : CancellationToken.None;
+        var waitsForRoom = capacity is null ? 0 : 1;
+        RoundTrips(queue, 100, token);
+        TwoWaitsAtOnce(queue, 100, token);
+        HandOvers(queue, 100, token);
+        WaitsForRoom(queue, 100 * waitsForRoom, token);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        RoundTrips(queue, 1_000, token);
+        TwoWaitsAtOnce(queue, 1_000, token);
+        HandOvers(queue, 1_000, token);
+        WaitsForRoom(queue, 1_000 * waitsForRoom, token);
+
+        (GC.GetAllocatedBytesForCurrentThread() - before).ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task WakeRacingCancel_EveryWaitEndsExactlyOnce_NothingIsLost_NothingStaysListed()
+    {
+        var queue = new ItemQueue<int>(null);
+        for (var i = 0; i < 2_000; i++)
+        {
+            var sent = i;
+            using var cts = new CancellationTokenSource();
+            var wait = queue.WaitToReadAsync(cts.Token).AsTask();
+            await Race(
+                () => queue.TryWrite(sent),
+                () => cts.Cancel());
+
+            // The wait ends either way, woken (true) or cancelled; a second completion would have thrown in the writer or
+            // the canceller. The item is queued in both cases.
+            bool? woken = null;
+            try
+            {
+                woken = await wait.WaitAsync(Bound);
+            }
+            catch (OperationCanceledException ex)
+            {
+                ex.CancellationToken.ShouldBe(cts.Token);
+            }
+
+            woken.ShouldNotBe(false);
+            queue.TryRead(out var item).ShouldBeTrue();
+            item.ShouldBe(sent);
+            queue.ListedWaits.ShouldBe(0);
+        }
+
+        queue.Sent.ShouldBe(2_000);
+        queue.Received.ShouldBe(2_000);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task HandOverRacingCancel_TheItemIsEitherHandedOverOrQueued_NeverLostOrDoubled(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        for (var i = 0; i < 2_000; i++)
+        {
+            var sent = i;
+            using var cts = new CancellationTokenSource();
+            var read = queue.ReadAsync(cts.Token).AsTask();
+            await Race(
+                () => queue.TryWrite(sent),
+                () => cts.Cancel());
+
+            int? handed = null;
+            try
+            {
+                handed = await read.WaitAsync(Bound);
+            }
+            catch (OperationCanceledException ex)
+            {
+                ex.CancellationToken.ShouldBe(cts.Token);
+            }
+
+            var queued = queue.TryRead(out var item);
+            (handed is not null).ShouldNotBe(queued);
+            (handed ?? item).ShouldBe(sent);
+            queue.ListedWaits.ShouldBe(0);
+        }
+
+        queue.Sent.ShouldBe(2_000);
+        queue.Received.ShouldBe(2_000);
+    }
+
+    [Fact]
+    public async Task RoomRacingCancel_TheWaitingWriteIsEitherMovedInOrNeverSent()
+    {
+        var queue = new ItemQueue<int>(1);
+        for (var i = 0; i < 2_000; i++)
+        {
+            var waiting = i;
+            queue.TryWrite(-1).ShouldBe(ItemQueue<int>.WriteResult.Written);
+            using var cts = new CancellationTokenSource();
+            var write = queue.WriteAsync(waiting, cts.Token).AsTask();
+            await Race(
+                () =>
+                {
+                    queue.TryRead(out var first).ShouldBeTrue();
+                    first.ShouldBe(-1);
+                },
+                () => cts.Cancel());
+
+            var written = false;
+            try
+            {
+                written = await write.WaitAsync(Bound);
+                written.ShouldBeTrue();
+            }
+            catch (OperationCanceledException ex)
+            {
+                ex.CancellationToken.ShouldBe(cts.Token);
+            }
+
+            var queued = queue.TryRead(out var item);
+            queued.ShouldBe(written);
+            if (queued)
+            {
+                item.ShouldBe(waiting);
+            }
+
+            queue.Sent.ShouldBe(queue.Received);
+            queue.ListedWaits.ShouldBe(0);
+        }
+    }
+
+    [Fact]
+    public async Task WaitCancelledWhileAWakeWalksItsList_IsNotReused_SoTheWaitsAfterItAreStillWoken()
+    {
+        var queue = new ItemQueue<WalkItem>(null);
+        using var cts = new CancellationTokenSource();
+
+        // Listed last first: a wake walks them as first, middle, last.
+        var last = queue.WaitToReadAsync(CancellationToken.None).AsTask();
+        var middle = queue.WaitToReadAsync(cts.Token);
+        var first = queue.WaitToReadAsync(CancellationToken.None).AsTask();
+        ValueTask<bool> listedDuringTheWalk = default;
+        ItemQueue<WalkItem>.BeforeWakeForTests = woken =>
+        {
+            ItemQueue<WalkItem>.BeforeWakeForTests = null;
+
+            // Before the walk reaches it: the middle wait's token ends it, its result is read, and a new wait is listed.
+            cts.Cancel();
+            if (middle.IsCompleted)
+            {
+                Should.Throw<OperationCanceledException>(() => middle.Result);
+            }
+
+            queue.TryRead(out _).ShouldBeTrue();
+            listedDuringTheWalk = queue.WaitToReadAsync(CancellationToken.None);
+        };
+
+        try
+        {
+            queue.TryWrite(new WalkItem(1)).ShouldBe(ItemQueue<WalkItem>.WriteResult.Written);
+        }
+        finally
+        {
+            ItemQueue<WalkItem>.BeforeWakeForTests = null;
+        }
+
+        (await first.WaitAsync(Bound)).ShouldBeTrue();
+        (await last.WaitAsync(Bound)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(1);
+        queue.TryWrite(new WalkItem(2));
+        (await Within(listedDuringTheWalk)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task ManyWaitsCancelledAndWaitingAgain_WhileWritesWakeThem_EveryWaitEnds_AndNoWriteThrows()
+    {
+        // A wake walks the list it took off outside the lock; a wait on that list that its token ended, and whose
+        // result was read at once, must not be reused and listed again while the wake still walks it.
+        var queue = new ItemQueue<int>(null);
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(() =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                queue.TryWrite(i).ShouldBe(ItemQueue<int>.WriteResult.Written);
+                if (i % 64 == 0)
+                {
+                    Thread.Yield();
+                }
+            }
+        });
+        var waiters = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < 3_000; i++)
+            {
+                using var cts = new CancellationTokenSource();
+                var wait = queue.WaitToReadAsync(cts.Token);
+                if ((i + w) % 2 == 0)
+                {
+                    cts.Cancel();
+                }
+
+                try
+                {
+                    await Within(wait);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                while (queue.TryRead(out _))
+                {
+                }
+            }
+        })).ToArray();
+
+        try
+        {
+            await Task.WhenAll(waiters).WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            // Even when a wait fails the test: the writer must not go on filling the queue for the rest of the run.
+            await stop.CancelAsync();
+        }
+
+        await writer.WaitAsync(Bound);
+
+        queue.ListedWaits.ShouldBe(0);
+        while (queue.TryRead(out _))
+        {
+        }
+
+        queue.Received.ShouldBe(queue.Sent);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task HandOverRacingComplete_TheItemIsHandedOverOrRefused_AndTheReadGetsItOrTheEnd(int? capacity)
+    {
+        for (var i = 0; i < 2_000; i++)
+        {
+            var queue = new ItemQueue<int>(capacity);
+            var read = queue.ReadAsync(CancellationToken.None).AsTask();
+            var result = ItemQueue<int>.WriteResult.Full;
+            await Race(
+                () => result = queue.TryWrite(7),
+                () => queue.Complete(null));
+
+            Exception? end = null;
+            try
+            {
+                (await read.WaitAsync(Bound)).ShouldBe(7);
+            }
+            catch (EndOfChannelException ex)
+            {
+                end = ex;
+            }
+
+            if (result == ItemQueue<int>.WriteResult.Written)
+            {
+                end.ShouldBeNull();
+                queue.Sent.ShouldBe(1);
+                queue.Received.ShouldBe(1);
+            }
+            else
+            {
+                result.ShouldBe(ItemQueue<int>.WriteResult.Ended);
+                end.ShouldNotBeNull();
+                queue.Sent.ShouldBe(0);
+            }
+
+            await queue.Completion.WaitAsync(Bound);
+            queue.ListedWaits.ShouldBe(0);
+        }
+    }
+
+    [Fact]
+    public async Task RoomRacingTheFirstWaitingWritesCancel_TheRoomGoesToExactlyOneWrite_InOrder()
+    {
+        for (var i = 0; i < 2_000; i++)
+        {
+            var queue = new ItemQueue<int>(1);
+            queue.TryWrite(0);
+            using var cts = new CancellationTokenSource();
+            var head = queue.WriteAsync(1, cts.Token).AsTask();
+            var next = queue.WriteAsync(2, CancellationToken.None).AsTask();
+            await Race(
+                () => queue.TryRead(out _).ShouldBeTrue(),
+                () => cts.Cancel());
+
+            // The head got the room before its cancel, or it was cancelled and the next write got it.
+            bool headWritten;
+            try
+            {
+                headWritten = await head.WaitAsync(Bound);
+                headWritten.ShouldBeTrue();
+            }
+            catch (OperationCanceledException ex)
+            {
+                ex.CancellationToken.ShouldBe(cts.Token);
+                headWritten = false;
+            }
+
+            (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(headWritten ? 1 : 2);
+            if (headWritten)
+            {
+                (await Within(queue.ReadAsync(CancellationToken.None))).ShouldBe(2);
+            }
+
+            (await next.WaitAsync(Bound)).ShouldBeTrue();
+            queue.Count.ShouldBe(0);
+            queue.Sent.ShouldBe(headWritten ? 3 : 2);
+            queue.ListedWaits.ShouldBe(0);
+        }
+    }
+
+    [Fact]
+    public async Task WaitToWrite_WithWritesWaitingAheadOfIt_StaysPendingUntilTheyAreIn_ThenIsWokenByTheNextRoom()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+        var put = queue.WriteAsync(1, CancellationToken.None).AsTask();
+        var wait = queue.WaitToWriteAsync(CancellationToken.None).AsTask();
+
+        queue.TryRead(out _).ShouldBeTrue();
+
+        // The room went to the waiting write; the queue is full again.
+        (await put.WaitAsync(Bound)).ShouldBeTrue();
+        wait.IsCompleted.ShouldBeFalse();
+        queue.ListedWaits.ShouldBe(1);
+        queue.TryRead(out var item).ShouldBeTrue();
+        item.ShouldBe(1);
+        (await wait.WaitAsync(Bound)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task LastReadRacingComplete_CompletionAlwaysCompletes(int? capacity)
+    {
+        for (var i = 0; i < 2_000; i++)
+        {
+            var queue = new ItemQueue<int>(capacity);
+            queue.TryWrite(1);
+            await Race(
+                () => queue.TryRead(out _).ShouldBeTrue(),
+                () => queue.Complete(null));
+
+            await queue.Completion.WaitAsync(Bound);
+        }
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_WaitingReceives_GetTheItemsInTheOrderTheyCame_AndNoLaterReceiveTakesOneFirst()
+    {
+        var (tx, rx) = ObjectChannel.Create<int>();
+        var first = rx.ReceiveAsync().AsTask();
+        var second = rx.ReceiveAsync().AsTask();
+        rx.Core.Queue.ListedWaits.ShouldBe(2);
+
+        tx.Send(1);
+
+        // Handed to the first waiting receive under the write's lock: never queued, so no one else can take it.
+        rx.TryReceive(out _).ShouldBeFalse();
+        (await first.WaitAsync(Bound)).ShouldBe(1);
+        second.IsCompleted.ShouldBeFalse();
+        rx.Core.Queue.ListedWaits.ShouldBe(1);
+        tx.Send(2);
+        (await second.WaitAsync(Bound)).ShouldBe(2);
+        rx.Stats.ShouldBe(new ChannelStats(2, 2, 0, 0, false));
+    }
+
+    // Each trip lists two waits at once (two receivers, or a receiver and a sender), so both spares are used.
+    private static void TwoWaitsAtOnce(ItemQueue<int> queue, int trips, CancellationToken token)
+    {
+        for (var i = 0; i < trips; i++)
+        {
+            var first = queue.WaitToReadAsync(token);
+            var second = queue.WaitToReadAsync(token);
+            queue.TryWrite(i);
+            Assert.True(first.IsCompletedSuccessfully && first.Result && second.IsCompletedSuccessfully && second.Result, "The write did not wake both waits.");
+            Assert.True(queue.TryRead(out _));
+        }
+    }
+
+    // Each hand-over lists a read, writes the item it takes, and reads the result, all on this thread.
+    private static void HandOvers(ItemQueue<int> queue, int trips, CancellationToken token)
+    {
+        for (var i = 0; i < trips; i++)
+        {
+            var read = queue.ReadAsync(token);
+            queue.TryWrite(i);
+            Assert.True(read.IsCompletedSuccessfully && read.Result == i, "The write did not hand its item to the read.");
+        }
+    }
+
+    // Each trip fills the bounded queue, lists a write that waits for room, and makes the room with a read.
+    private static void WaitsForRoom(ItemQueue<int> queue, int trips, CancellationToken token)
+    {
+        for (var i = 0; i < trips; i++)
+        {
+            while (queue.TryWrite(i) == ItemQueue<int>.WriteResult.Written)
+            {
+            }
+
+            var write = queue.WriteAsync(i, token);
+            Assert.True(queue.TryRead(out _));
+            Assert.True(write.IsCompletedSuccessfully && write.Result, "The read did not move the waiting write's item in.");
+            while (queue.TryRead(out _))
+            {
+            }
+        }
+    }
+
+    // Runs two actions at once on two pool threads, released together by a barrier, and waits for both within the bound.
+    private static async Task Race(Action first, Action second)
+    {
+        using var go = new Barrier(2);
+        await Task.WhenAll(
+            Task.Run(() =>
+            {
+                go.SignalAndWait();
+                first();
+            }),
+            Task.Run(() =>
+            {
+                go.SignalAndWait();
+                second();
+            })).WaitAsync(Bound);
+    }
+
+    // Every wait in these tests is bounded: a wait that is never woken fails its test instead of hanging the run.
+    private static Task<TResult> Within<TResult>(ValueTask<TResult> wait) => wait.AsTask().WaitAsync(Bound);
+
+    private static async Task<bool> Continue(ValueTask<bool> wait, Action onContinue)
+    {
+        var result = await wait.ConfigureAwait(false);
+        onContinue();
+        return result;
+    }
+
+    // Each trip lists a wait, wakes it with a write, reads the result and takes the item, all on this thread.
+    private static void RoundTrips(ItemQueue<int> queue, int trips, CancellationToken token)
+    {
+        for (var i = 0; i < trips; i++)
+        {
+            // Assert rather than Shouldly: the loop must allocate nothing of its own.
+            var wait = queue.WaitToReadAsync(token);
+            queue.TryWrite(i);
+            Assert.True(wait.IsCompletedSuccessfully && wait.Result, "The write did not wake the wait with true.");
+            Assert.True(queue.TryRead(out _));
+        }
+    }
+
+    // An element type of this class's own: the wake hook is static per element type, and no other test queues these.
+    private readonly record struct WalkItem(int Value);
+}
