@@ -19,7 +19,7 @@ namespace MicroIo.Internal;
 /// that reads <c>Received</c> first never shows an item received that was not sent.
 /// </para>
 /// <para>
-/// Four kinds of wait (<see cref="WaitKind"/>) list themselves under the lock when they cannot go on. Reads that take
+/// Three kinds of wait (<see cref="WaitKind"/>) list themselves under the lock when they cannot go on. Reads that take
 /// an item and writes that wait for room are served first come, first served, as System.Threading.Channels serves
 /// <c>ReadAsync</c> and <c>WriteAsync</c>: a write hands its item straight to the oldest waiting read, and a bounded
 /// read that makes room moves the oldest waiting write's item in, so no later caller can take the item or the room
