@@ -678,8 +678,8 @@ public sealed class ItemQueueTests
     [Fact]
     public async Task ManyWaitsCancelledAndWaitingAgain_WhileWritesWakeThem_EveryWaitEnds_AndNoWriteThrows()
     {
-        // A wake walks the list it took off outside the lock; a wait on that list that its token ended, and whose
-        // result was read at once, must not be reused and listed again while the wake still walks it.
+        // Random interleavings of cancels, waits and wakes: every wait ends and no write throws. It seldom hits the
+        // reuse of a wait that a walking wake still holds; WaitCancelledWhileAWakeWalksItsList pins that one down.
         var queue = new ItemQueue<int>(null);
         using var stop = new CancellationTokenSource();
         var writer = Task.Run(() =>

@@ -4,6 +4,6 @@ namespace MicroIo.Internal;
 /// <typeparam name="T">The type of the items.</typeparam>
 internal sealed class ChannelPutter<T>(IWaiterOwner owner) : ChannelWaiter<bool>(owner, WaitKind.Put)
 {
-    /// <summary>The item to write; cleared by whoever claims the wait (under the queue's lock, or after taking the wait off its line), so the wait holds no item it is done with.</summary>
+    /// <summary>The item to write; cleared when the wait leaves its line (by the read that moves it in, the end, or the token), so the wait holds no item it is done with.</summary>
     public T? Item;
 }

@@ -273,6 +273,13 @@ internal sealed class ItemQueue<T> : IWaiterOwner
             drained = IsDrained;
             takers = _takers.TakeAll();
             putters = _putters.TakeAll();
+
+            // Cleared here, under the lock, so the refused writes below are woken like any other wait.
+            for (var putter = putters; putter is not null; putter = putter.Next)
+            {
+                ((ChannelPutter<T>)putter).Item = default;
+            }
+
             readers = TakeAll(ref _readers);
             writers = TakeAll(ref _writers);
         }
@@ -291,19 +298,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
         }
 
         // Writes still waiting for room are refused: their items were never queued, and are not counted.
-        for (var putter = putters; putter is not null;)
-        {
-            var next = putter.Next;
-            putter.Next = null;
-            if (putter.Claim())
-            {
-                ((ChannelPutter<T>)putter).Item = default;
-                ((ChannelPutter<T>)putter).Complete(false);
-            }
-
-            putter = next;
-        }
-
+        WakeAll(putters, false);
         WakeAll(readers, !drained);
         WakeAll(writers, false);
         if (drained)
