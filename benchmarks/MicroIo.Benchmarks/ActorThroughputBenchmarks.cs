@@ -18,6 +18,7 @@ namespace MicroIo.Benchmarks;
 [MemoryDiagnoser]
 [ThreadingDiagnoser]
 [InvocationCount(3)]
+[ProcessCount(Families.CrossThreadLaunches)]
 public class ActorThroughputBenchmarks
 {
     private const int Messages = 1_000_000;

@@ -19,6 +19,7 @@ namespace MicroIo.Benchmarks;
 [CategoriesColumn]
 [GenericTypeArguments(typeof(int))]
 [GenericTypeArguments(typeof(string))]
+[ProcessCount(Families.CrossThreadLaunches)]
 public class ChannelHandoffBenchmarks<T>
 {
     private const int Items = 100_000;

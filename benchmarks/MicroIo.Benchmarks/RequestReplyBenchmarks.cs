@@ -14,6 +14,7 @@ namespace MicroIo.Benchmarks;
 [ThreadingDiagnoser]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 [CategoriesColumn]
+[ProcessCount(Families.CrossThreadLaunches)]
 public class RequestReplyBenchmarks
 {
     private const int RoundTrips = 2_000;

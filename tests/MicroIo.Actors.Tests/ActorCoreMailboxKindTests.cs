@@ -1,0 +1,115 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+
+namespace MicroIo.Tests;
+
+/// <summary>
+/// An actor behaves the same over every kind of mailbox: its own <see cref="Mailbox{T}"/> (which it calls directly), a
+/// <see cref="PriorityMailbox{T}"/>, and any other <see cref="IMailbox{T}"/> (which it calls through the interface).
+/// </summary>
+public class ActorCoreMailboxKindTests
+{
+    private static readonly TimeSpan s_bound = TimeSpan.FromSeconds(10);
+
+    public static TheoryData<string> Kinds => ["Mailbox", "PriorityMailbox", "another IMailbox"];
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Submit_AfterClose_DropsOrThrowsAsTheMailboxSays(string kind)
+    {
+        var dropping = new ActorCore<int>((_, _) => Task.CompletedTask, Create(kind, LateSendPolicy.Drop));
+        dropping.Submit(1).ShouldBeTrue();
+        dropping.Close().ShouldBeTrue();
+
+        dropping.Submit(2).ShouldBeFalse();
+        dropping.Mailbox.Stats.ShouldBe(new ChannelStats(1, 0, 1, 1, true));
+
+        var throwing = new ActorCore<int>((_, _) => Task.CompletedTask, Create(kind, LateSendPolicy.Throw));
+        throwing.Close().ShouldBeTrue();
+        Should.Throw<ClosedResourceException>(() => throwing.Submit(1));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OverAnotherMailbox_SubmitsAndTakesThroughIt(bool concurrent)
+    {
+        var mailbox = new CountingMailbox(new Mailbox<int>());
+        var handled = new ConcurrentQueue<int>();
+        var actor = concurrent
+            ? new ActorCore<int>((item, release, _) =>
+            {
+                handled.Enqueue(item);
+                release();
+                return Task.CompletedTask;
+            }, mailbox)
+            : new ActorCore<int>((item, _) =>
+            {
+                handled.Enqueue(item);
+                return Task.CompletedTask;
+            }, mailbox);
+        for (var i = 1; i <= 3; i++)
+        {
+            actor.Submit(i).ShouldBeTrue();
+        }
+
+        actor.Close();
+        await actor.RunAsync().WaitAsync(s_bound);
+
+        // Concurrent handlers may finish in any order; a serial actor handles in order.
+        (concurrent ? [.. handled.Order()] : handled.ToArray()).ShouldBe([1, 2, 3]);
+        mailbox.Submits.ShouldBe(3);
+        mailbox.Takes.ShouldBe(3);
+    }
+
+    private static IMailbox<int> Create(string kind, LateSendPolicy lateSend) => kind switch
+    {
+        "Mailbox" => new Mailbox<int>(lateSend),
+        "PriorityMailbox" => new PriorityMailbox<int>(i => i, lateSend),
+        _ => new CountingMailbox(new Mailbox<int>(lateSend)),
+    };
+
+    /// <summary>A mailbox of another type, which counts the submits and the takes that reach it.</summary>
+    private sealed class CountingMailbox(Mailbox<int> inner) : IMailbox<int>
+    {
+        private int _submits;
+        private int _takes;
+
+        public int Submits => Volatile.Read(ref _submits);
+
+        public int Takes => Volatile.Read(ref _takes);
+
+        public bool IsClosed => inner.IsClosed;
+
+        public ChannelStats Stats => inner.Stats;
+
+        public bool Submit(int item)
+        {
+            Interlocked.Increment(ref _submits);
+            return inner.Submit(item);
+        }
+
+        public ValueTask<int> GetAsync(CancellationToken cancellationToken = default) => inner.GetAsync(cancellationToken);
+
+        public bool TryGet([MaybeNullWhen(false)] out int item)
+        {
+            if (!inner.TryGet(out item))
+            {
+                return false;
+            }
+
+            Interlocked.Increment(ref _takes);
+            return true;
+        }
+
+        public ValueTask<bool> WaitToGetAsync(CancellationToken cancellationToken = default) => inner.WaitToGetAsync(cancellationToken);
+
+        public bool Close() => inner.Close();
+
+        public bool Fail(Exception exception) => inner.Fail(exception);
+
+        public IReadOnlyList<int> DrainNowait(int maxItems = int.MaxValue) => inner.DrainNowait(maxItems);
+
+        public IAsyncEnumerator<int> GetAsyncEnumerator(CancellationToken cancellationToken = default) => inner.GetAsyncEnumerator(cancellationToken);
+    }
+}
