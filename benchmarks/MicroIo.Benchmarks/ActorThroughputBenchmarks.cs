@@ -18,7 +18,6 @@ namespace MicroIo.Benchmarks;
 [MemoryDiagnoser]
 [ThreadingDiagnoser]
 [InvocationCount(3)]
-[ProcessCount(Families.CrossThreadLaunches)]
 public class ActorThroughputBenchmarks
 {
     private const int Messages = 1_000_000;

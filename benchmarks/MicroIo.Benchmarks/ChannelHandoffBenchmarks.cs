@@ -19,7 +19,6 @@ namespace MicroIo.Benchmarks;
 [CategoriesColumn]
 [GenericTypeArguments(typeof(int))]
 [GenericTypeArguments(typeof(string))]
-[ProcessCount(Families.CrossThreadLaunches)]
 public class ChannelHandoffBenchmarks<T>
 {
     private const int Items = 100_000;

@@ -12,7 +12,6 @@ namespace MicroIo.Benchmarks;
 [ThreadingDiagnoser]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 [CategoriesColumn]
-[ProcessCount(Families.CrossThreadLaunches)]
 public class LoopThreadBenchmarks
 {
     private const int Calls = 1_000;

@@ -28,7 +28,7 @@ public static class Program
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
     }
 
-    /// <summary>One launch (two for the cross-thread families: <see cref="Families.CrossThreadLaunches"/>), three warm-ups and ten measured iterations of 150 ms: enough for ratios within a run, not for publication.</summary>
+    /// <summary>One launch, three warm-ups and ten measured iterations of 150 ms: enough for ratios within a run, not for publication.</summary>
     /// <remarks>
     /// Ten iterations rather than five: on the shared 2-core machine single cross-thread iterations read up to twice the
     /// others (73 ns among 30–40 ns), and among five such an iteration moves the mean by a fifth.

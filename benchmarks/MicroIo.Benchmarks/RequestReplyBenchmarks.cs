@@ -14,7 +14,6 @@ namespace MicroIo.Benchmarks;
 [ThreadingDiagnoser]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 [CategoriesColumn]
-[ProcessCount(Families.CrossThreadLaunches)]
 public class RequestReplyBenchmarks
 {
     private const int RoundTrips = 2_000;

@@ -5,7 +5,6 @@ namespace MicroIo.Benchmarks;
 /// <summary>Family 5: spawn and join 10,000 trivial children; the baseline is <see cref="Task.WhenAll(Task[])"/> over <see cref="Task.Run(Action)"/>.</summary>
 [MemoryDiagnoser]
 [ThreadingDiagnoser]
-[ProcessCount(Families.CrossThreadLaunches)]
 public class TaskGroupBenchmarks
 {
     private const int Children = 10_000;

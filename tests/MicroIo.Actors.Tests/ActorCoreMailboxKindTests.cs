@@ -4,8 +4,9 @@ using System.Diagnostics.CodeAnalysis;
 namespace MicroIo.Tests;
 
 /// <summary>
-/// An actor behaves the same over every kind of mailbox: its own <see cref="Mailbox{T}"/> (which it calls directly), a
-/// <see cref="PriorityMailbox{T}"/>, and any other <see cref="IMailbox{T}"/> (which it calls through the interface).
+/// An actor submits to, and runs over, every kind of mailbox the same way: a <see cref="Mailbox{T}"/> (which it calls
+/// directly), a <see cref="PriorityMailbox{T}"/>, and any other <see cref="IMailbox{T}"/> (which it calls through the
+/// interface).
 /// </summary>
 public class ActorCoreMailboxKindTests
 {
@@ -29,12 +30,21 @@ public class ActorCoreMailboxKindTests
         Should.Throw<ClosedResourceException>(() => throwing.Submit(1));
     }
 
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task OverAnotherMailbox_SubmitsAndTakesThroughIt(bool concurrent)
+    public static TheoryData<string, bool> KindsAndModes => new()
     {
-        var mailbox = new CountingMailbox(new Mailbox<int>());
+        { "Mailbox", false },
+        { "Mailbox", true },
+        { "PriorityMailbox", false },
+        { "PriorityMailbox", true },
+        { "another IMailbox", false },
+        { "another IMailbox", true },
+    };
+
+    [Theory]
+    [MemberData(nameof(KindsAndModes))]
+    public async Task RunAsync_OverEachKindOfMailbox_HandlesEverySubmitOnce(string kind, bool concurrent)
+    {
+        var mailbox = Create(kind, LateSendPolicy.Drop);
         var handled = new ConcurrentQueue<int>();
         var actor = concurrent
             ? new ActorCore<int>((item, release, _) =>
@@ -56,10 +66,15 @@ public class ActorCoreMailboxKindTests
         actor.Close();
         await actor.RunAsync().WaitAsync(s_bound);
 
-        // Concurrent handlers may finish in any order; a serial actor handles in order.
-        (concurrent ? [.. handled.Order()] : handled.ToArray()).ShouldBe([1, 2, 3]);
-        mailbox.Submits.ShouldBe(3);
-        mailbox.Takes.ShouldBe(3);
+        // Concurrent handlers may finish in any order, and a priority mailbox delivers the highest key first.
+        handled.Order().ShouldBe([1, 2, 3]);
+        actor.Mailbox.Stats.ShouldBe(new ChannelStats(3, 3, 0, 0, true));
+        if (mailbox is CountingMailbox counting)
+        {
+            // A mailbox of another type is called through the interface: every submit and every take reaches it.
+            counting.Submits.ShouldBe(3);
+            counting.Takes.ShouldBe(3);
+        }
     }
 
     private static IMailbox<int> Create(string kind, LateSendPolicy lateSend) => kind switch
