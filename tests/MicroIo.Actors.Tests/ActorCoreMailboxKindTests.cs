@@ -68,6 +68,7 @@ public class ActorCoreMailboxKindTests
         }
 
         actor.Close();
+
         // On the pool, so a loop that never ends fails the bound instead of hanging the test.
         await Task.Run(() => actor.RunAsync()).WaitAsync(s_bound);
 
