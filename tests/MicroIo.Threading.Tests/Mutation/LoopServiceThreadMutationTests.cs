@@ -257,6 +257,10 @@ public sealed class LoopServiceThreadMutationTests
         });
         service.Start();
         service.WaitStarted(s_bound);
+
+        // The group's body ends one loop turn after the body returns (RunMainAsync): let that turn pass first, or the
+        // blocked loop below would hold the group open instead of the child.
+        SpinWait.SpinUntil(() => !service.CallSync(() => service.IsBodyHeld, s_bound), s_bound).ShouldBeTrue();
         using var blockLoop = new ManualResetEventSlim();
         service.CallSoon(() => blockLoop.Wait(s_bound));
         var ran = false;
