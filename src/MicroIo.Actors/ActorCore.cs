@@ -40,12 +40,6 @@ public sealed class ActorCore<T>
     private readonly Func<T, CancellationToken, Task>? _serial;
     private readonly Func<T, Action, CancellationToken, Task>? _concurrent;
 
-    // The mailbox again when it is a Mailbox<T> (the default, or one the caller made): the two calls made for every message
-    // (Submit, and the loops' take) then go to a sealed type, which the JIT can inline, rather than through the interface,
-    // which it inlines only when profiling guesses the type. Measured in docs/benchmarks.md, family 2. Any other mailbox is
-    // called through the interface.
-    private readonly Mailbox<T>? _directMailbox;
-
     private int _running;
     private volatile bool _handlerFailed;
 
@@ -58,7 +52,6 @@ public sealed class ActorCore<T>
         ArgumentNullException.ThrowIfNull(handler);
         _serial = handler;
         Mailbox = mailbox ?? new Mailbox<T>();
-        _directMailbox = Mailbox as Mailbox<T>;
     }
 
     /// <summary>Initializes an actor whose handlers may overlap: the next message starts once the current handler calls <c>release</c> or returns.</summary>
@@ -70,7 +63,6 @@ public sealed class ActorCore<T>
         ArgumentNullException.ThrowIfNull(handler);
         _concurrent = handler;
         Mailbox = mailbox ?? new Mailbox<T>();
-        _directMailbox = Mailbox as Mailbox<T>;
     }
 
     /// <summary>Gets the mailbox the actor reads.</summary>
@@ -83,7 +75,7 @@ public sealed class ActorCore<T>
     /// <param name="item">The message.</param>
     /// <returns><see langword="true"/> if it was queued; <see langword="false"/> if the mailbox is closed and drops late messages.</returns>
     /// <exception cref="ClosedResourceException">The mailbox is closed and throws on late messages.</exception>
-    public bool Submit(T item) => _directMailbox is { } mailbox ? mailbox.Submit(item) : Mailbox.Submit(item);
+    public bool Submit(T item) => Mailbox is Mailbox<T> direct ? direct.Submit(item) : Mailbox.Submit(item);
 
     /// <summary>Closes the mailbox: the run handles what was submitted before, then returns.</summary>
     /// <returns><see langword="true"/> for the call that closed the mailbox; otherwise, <see langword="false"/>.</returns>
@@ -179,8 +171,11 @@ public sealed class ActorCore<T>
         }
     }
 
+    // A Mailbox<T> (the default, or one the caller made) is called directly here and in Submit, the two calls made for every
+    // message: the type test on a sealed type is one compare, and the call can then be inlined, where an interface call is
+    // inlined only when profiling guesses the type (docs/benchmarks.md, family 2). Any other mailbox goes through the interface.
     private bool TryTake([MaybeNullWhen(false)] out T item) =>
-        _directMailbox is { } mailbox ? mailbox.TryGet(out item) : Mailbox.TryGet(out item);
+        Mailbox is Mailbox<T> direct ? direct.TryGet(out item) : Mailbox.TryGet(out item);
 
     private async Task DispatchAsync(Func<T, Action, CancellationToken, Task> handler, TaskGroup group)
     {
