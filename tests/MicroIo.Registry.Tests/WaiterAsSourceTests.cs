@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using Microsoft.Extensions.Time.Testing;
 
@@ -676,15 +677,9 @@ public class WaiterAsSourceTests
     {
         var registry = new RequestRegistry<int, int>();
         var waiter = registry.Register(1);
-        Exception? caught = null;
-        var caller = new Thread(() => caught = Record.Exception(() => registry.Wait(1, waiter)));
-        caller.Start();
-        SpinWait.SpinUntil(() => waiter.HasBlockedThread, s_bound).ShouldBeTrue();
 
-        caller.Interrupt();
+        var caught = InterruptABlockedWait(registry, waiter);
 
-        caller.Join(s_bound).ShouldBeTrue();
-        caught.ShouldBeOfType<ThreadInterruptedException>();
         registry.Contains(1).ShouldBeFalse();
 
         // The request ends with the interrupt, so nobody watching the waiter's task is left waiting.
@@ -698,6 +693,30 @@ public class WaiterAsSourceTests
         // A unique key, so that only this test's timeout matches, whatever other tests leave for the finalizer.
         var key = Guid.NewGuid().ToString();
         UnobservedTaskExceptions.Collect(() => TimeOutWithAnUnawaitedTask(key)).ShouldNotContain(x => x.Message.Contains(key, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Wait_InterruptedWithATaskNobodyAwaits_ReportsNoUnobservedTaskException()
+    {
+        // The interrupted thread gets the exception itself, so the waiter's task, read and dropped, must not report it.
+        var interrupts = new List<Exception>();
+        var seen = UnobservedTaskExceptions.Collect(() => InterruptWithAnUnawaitedTask(interrupts), rounds: 3);
+        interrupts.Count.ShouldBe(3);
+        seen.ShouldNotContain(x => interrupts.Contains(x));
+    }
+
+    [Fact]
+    public void WaitAsync_AnsweredAndNeverAwaited_DoesNotKeepTheWaiterAliveOnItsToken()
+    {
+        using var longLived = new CancellationTokenSource();
+        var waiter = AnswerAWaitNobodyAwaits(longLived.Token);
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+
+        waiter.IsAlive.ShouldBeFalse();
+        GC.KeepAlive(longLived);
     }
 
     // ---- outcomes ----
@@ -945,6 +964,40 @@ public class WaiterAsSourceTests
         _ = waiter.Task;
         Should.Throw<TimeoutException>(() => registry.Wait(key, waiter, TimeSpan.Zero)).Message.ShouldContain(key);
         waiter.Task.IsFaulted.ShouldBeTrue();
+    }
+
+    private static void InterruptWithAnUnawaitedTask(List<Exception> interrupts)
+    {
+        var registry = new RequestRegistry<int, int>();
+        var waiter = registry.Register(1);
+        _ = waiter.Task;
+        interrupts.Add(InterruptABlockedWait(registry, waiter));
+        waiter.Task.IsFaulted.ShouldBeTrue();
+    }
+
+    /// <summary>Blocks a thread in a wait for key 1, interrupts it once it is blocked, and returns the exception its wait threw.</summary>
+    private static ThreadInterruptedException InterruptABlockedWait(RequestRegistry<int, int> registry, RequestWaiter<int> waiter)
+    {
+        Exception? caught = null;
+        var caller = new Thread(() => caught = Record.Exception(() => registry.Wait(1, waiter)));
+        caller.Start();
+        SpinWait.SpinUntil(() => waiter.HasBlockedThread, s_bound).ShouldBeTrue();
+        caller.Interrupt();
+        caller.Join(s_bound).ShouldBeTrue();
+        return caught.ShouldBeOfType<ThreadInterruptedException>();
+    }
+
+    /// <summary>Starts a wait on <paramref name="token"/>, answers it, drops its value task unawaited, and returns a weak reference to its waiter.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference AnswerAWaitNobodyAwaits(CancellationToken token)
+    {
+        var registry = new RequestRegistry<int, int>();
+        var waiter = registry.Register(1);
+        var wait = registry.WaitAsync(1, waiter, token);
+        wait.IsCompleted.ShouldBeFalse();
+        registry.Resolve(1, 1).ShouldBeTrue();
+        wait.IsCompletedSuccessfully.ShouldBeTrue();
+        return new WeakReference(waiter);
     }
 
     /// <summary>Starts 100 requests that stay pending and returns the bytes each allocated, then answers and awaits them all.</summary>
