@@ -38,6 +38,8 @@ public abstract class RequestWaiter<TResult>
     private const int Canceled = 3;
 
     // Task.Wait's spin count before it blocks: a reply that comes within microseconds is taken without a kernel wait.
+    // Unlike an asynchronous wait's spin (RequestRegistry.SpinIfItPays), it is neither timed nor adaptive: a thread
+    // that is about to block has nothing else to run, so spinning costs it only its core, as it does Task.Wait.
     private const int SpinsBeforeBlocking = 35;
 
     // The outcome: written once, under the lock on this, before _status (a volatile write) publishes it. A cancelled
@@ -215,6 +217,18 @@ public abstract class RequestWaiter<TResult>
         finally
         {
             Volatile.Write(ref _parker, null);
+        }
+    }
+
+    /// <summary>Spins on the calling thread, without yielding it, until the waiter ends or <paramref name="budget"/> ticks of <see cref="Stopwatch"/> pass.</summary>
+    /// <param name="budget">The most time to spin, in <see cref="Stopwatch"/> ticks; 0 or less spins not at all.</param>
+    /// <remarks>The real clock bounds the spin, never the registry's: a fake clock that never advances must not spin forever.</remarks>
+    internal void SpinUntilCompleted(long budget)
+    {
+        var start = Stopwatch.GetTimestamp();
+        while (!IsCompleted && Stopwatch.GetTimestamp() - start < budget)
+        {
+            Thread.SpinWait(1);
         }
     }
 
