@@ -110,8 +110,9 @@ public class RequestReplyBenchmarks
         return sum;
     }
 
-    // The registry's own spin written around the baseline (without its credit, which this shape never drains): what the
-    // awaiting baseline gains from the spin alone, so each run shows the registry's ratio to a spinning TCS as well.
+    // The registry's own spin written around the baseline (without its credit, which this shape is not expected to
+    // drain): what the awaiting baseline gains from the spin alone, so each run shows the registry's ratio to a spinning
+    // TCS as well.
     [Benchmark(OperationsPerInvoke = RoundTrips, Description = "TCS + ConcurrentDictionary, awaiting after a 1 us spin (reference)")]
     [BenchmarkCategory(Families.Awaiting)]
     public async Task<int> TcsAwaitingAfterASpin()

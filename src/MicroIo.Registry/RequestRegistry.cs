@@ -399,8 +399,9 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// microsecond before it suspends, so a reply from a thread that is running now completes the call synchronously,
     /// without a trip through the thread pool. The registry stops spinning after 8 spins in a row miss (as they do for
     /// replies that come over a network), and then spins on one wait in 32 to learn whether replies have become fast
-    /// again. A thread with a context or scheduler of its own (an event loop, a UI thread) never spins here, nor does any
-    /// thread on a single processor.
+    /// again; that record is the registry's, shared by all its callers. A thread with a context or scheduler of its own
+    /// (an event loop, a UI thread) never spins here, nor does any thread on a single processor. A timeout starts after
+    /// the spin.
     /// </para>
     /// <para>
     /// The first asynchronous wait on a waiter awaits the waiter itself, so it allocates nothing; its timeout (a timer)
@@ -570,8 +571,8 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// the key is removed, the waiter is failed with the same exception, and the exception propagates. The timeout
     /// starts when <paramref name="send"/> has completed; otherwise the wait follows
     /// <see cref="WaitAsync(TKey, RequestWaiter{TResult}, TimeSpan?, CancellationToken)"/>. A <paramref name="send"/> that
-    /// completes later resumes the wait on the thread pool, which may spin there before it suspends even when the call
-    /// came from an event loop; the loop's thread itself never spins.
+    /// completes later resumes the wait wherever its task completes (the call does not return to the caller's context),
+    /// and the wait spins there only if that thread has no context or scheduler of its own.
     /// </remarks>
     public ValueTask<TResult> RequestAsync(TKey key, Func<ReplyHandle<TKey, TResult>, Task> send, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
@@ -779,7 +780,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
             {
                 Settle(waiter, cancellationToken);
             }
-            else if (HasNoContextOfItsOwn())
+            else if (SpinTicks > 0 && HasNoContextOfItsOwn())
             {
                 SpinIfItPays(waiter);
             }
@@ -826,7 +827,8 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
         var next = waiter.IsCompleted ? MaxSpinCredit : Math.Max(credit, 1) - 1;
 
         // Written only when it changes: while every spin gets its reply, callers on many threads share the field
-        // without writing it.
+        // without writing it. Once spinning has stopped, each wait writes it as it counts down, on a registry whose lock
+        // each request takes anyway.
         if (next != credit)
         {
             _spinCredit = next;

@@ -128,6 +128,29 @@ public class AsyncWaitSpinTests
     }
 
     [Fact]
+    public async Task RequestAsync_SendCompletedLaterOnThePool_SpinsThereThoughCalledOnALoop()
+    {
+        var registry = new RequestRegistry<int, int> { SpinTicks = s_unbounded };
+        var spins = 0;
+        registry.SpinStartingForTests = waiter =>
+        {
+            spins++;
+            waiter.TrySetResult(10);
+        };
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var (wait, completedAtReturn) = await OnAThreadAsync(new LoopContext(), () => registry.RequestAsync(1, _ => sent.Task));
+        completedAtReturn.ShouldBeFalse();
+        spins.ShouldBe(0);
+
+        // The send's task completes on the pool, where the wait goes on: no context there, so it spins.
+        sent.SetResult();
+
+        (await wait.AsTask().WaitAsync(s_bound)).ShouldBe(10);
+        spins.ShouldBe(1);
+    }
+
+    [Fact]
     public async Task RequestAsync_NoReplyWithinTheDefaultSpin_ReturnsPendingAndEndsWithTheLaterReply()
     {
         var registry = new RequestRegistry<int, int>();
@@ -143,12 +166,12 @@ public class AsyncWaitSpinTests
     [Fact]
     public async Task WaitAsync_SpinsThatMiss_StopSpinningAndThenSpinOnceEveryRound()
     {
-        var registry = new RequestRegistry<int, int> { SpinTicks = 0 };
+        var registry = new RequestRegistry<int, int> { SpinTicks = 1 };
         var spins = 0;
         registry.SpinStartingForTests = _ => spins++;
         var key = 0;
 
-        // Each spin misses (it has no time at all) and costs one credit.
+        // Each spin misses (its time is one tick, and nothing answers) and costs one credit.
         for (var i = 1; i <= Max; i++)
         {
             await MissAsync(registry, ++key);
@@ -174,7 +197,7 @@ public class AsyncWaitSpinTests
     [Fact]
     public async Task WaitAsync_SpinThatGetsItsReply_RestoresTheFullCredit()
     {
-        var registry = new RequestRegistry<int, int> { SpinTicks = 0 };
+        var registry = new RequestRegistry<int, int> { SpinTicks = 1 };
         for (var key = 1; key < Max; key++)
         {
             await MissAsync(registry, key);
@@ -188,7 +211,7 @@ public class AsyncWaitSpinTests
     [Fact]
     public async Task WaitAsync_TrialThatGetsItsReply_RestoresTheFullCredit()
     {
-        var registry = new RequestRegistry<int, int> { SpinTicks = 0 };
+        var registry = new RequestRegistry<int, int> { SpinTicks = 1 };
         var key = 0;
         while (key < Max + TrialEvery - 1)
         {
@@ -197,6 +220,23 @@ public class AsyncWaitSpinTests
 
         registry.SpinCredit.ShouldBe(1 - TrialEvery);
         await HitAsync(registry, ++key);
+        registry.SpinCredit.ShouldBe(Max);
+    }
+
+    [Fact]
+    public async Task RequestAsync_NoTimeToSpin_NeitherSpinsNorCountsTheCredit()
+    {
+        // As on one processor, where the default spin time is 0.
+        var registry = new RequestRegistry<int, int> { SpinTicks = 0 };
+        var spins = 0;
+        registry.SpinStartingForTests = _ => spins++;
+
+        for (var key = 1; key <= Max + 1; key++)
+        {
+            await MissAsync(registry, key);
+        }
+
+        spins.ShouldBe(0);
         registry.SpinCredit.ShouldBe(Max);
     }
 
@@ -289,6 +329,20 @@ public class AsyncWaitSpinTests
         }
     }
 
-    /// <summary>A context of its own, as an event loop's or a UI thread's is.</summary>
-    private sealed class LoopContext : SynchronizationContext;
+    /// <summary>A context of its own, as an event loop's or a UI thread's is: what is posted to it runs with it current.</summary>
+    private sealed class LoopContext : SynchronizationContext
+    {
+        public override void Post(SendOrPostCallback d, object? state) => ThreadPool.QueueUserWorkItem(_ =>
+        {
+            SetSynchronizationContext(this);
+            try
+            {
+                d(state);
+            }
+            finally
+            {
+                SetSynchronizationContext(null);
+            }
+        });
+    }
 }
