@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace MicroIo.Tests;
 
@@ -55,16 +56,11 @@ public class AsyncWaitSpinTests
     {
         // A plain SynchronizationContext schedules to the pool, as no context does. The hook answers from within the spin.
         var registry = new RequestRegistry<int, int> { SpinTicks = s_unbounded };
-        var spins = 0;
-        registry.SpinStartingForTests = waiter =>
-        {
-            spins++;
-            waiter.TrySetResult(10);
-        };
+        var spins = AnswerEachSpin(registry, 10);
 
         var (wait, completedAtReturn) = await OnAThreadAsync(plainContext ? new SynchronizationContext() : null, () => Start(registry, 1, entry));
 
-        spins.ShouldBe(1);
+        spins.Value.ShouldBe(1);
         completedAtReturn.ShouldBeTrue();
         (await wait.AsTask().WaitAsync(s_bound)).ShouldBe(10);
         registry.SpinCredit.ShouldBe(Max);
@@ -76,8 +72,8 @@ public class AsyncWaitSpinTests
     public async Task WaitAsync_OnALoopContextOrAnExclusiveScheduler_ReturnsPendingWithoutSpinning(Entry entry, bool scheduler)
     {
         var registry = new RequestRegistry<int, int> { SpinTicks = s_unbounded };
-        var spins = 0;
-        registry.SpinStartingForTests = _ => spins++;
+        // Were it to spin, the answer ends the spin at once: the failed test leaves no thread spinning behind.
+        var spins = AnswerEachSpin(registry, 0);
 
         ValueTask<int> wait;
         var pair = new ConcurrentExclusiveSchedulerPair();
@@ -87,18 +83,12 @@ public class AsyncWaitSpinTests
                 ? await Task.Factory.StartNew(() => Start(registry, 1, entry), CancellationToken.None, TaskCreationOptions.None, pair.ExclusiveScheduler).WaitAsync(s_bound)
                 : (await OnAThreadAsync(new LoopContext(), () => Start(registry, 1, entry))).Wait;
         }
-        catch (TimeoutException)
-        {
-            // The call spins: the reply releases it, so the failed test leaves no thread spinning behind.
-            registry.Resolve(1, 10);
-            throw;
-        }
         finally
         {
             pair.Complete();
         }
 
-        spins.ShouldBe(0);
+        spins.Value.ShouldBe(0);
         wait.IsCompleted.ShouldBeFalse();
         registry.SpinCredit.ShouldBe(Max);
         registry.Resolve(1, 10).ShouldBeTrue();
@@ -131,23 +121,18 @@ public class AsyncWaitSpinTests
     public async Task RequestAsync_SendCompletedLaterOnThePool_SpinsThereThoughCalledOnALoop()
     {
         var registry = new RequestRegistry<int, int> { SpinTicks = s_unbounded };
-        var spins = 0;
-        registry.SpinStartingForTests = waiter =>
-        {
-            spins++;
-            waiter.TrySetResult(10);
-        };
+        var spins = AnswerEachSpin(registry, 10);
         var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         var (wait, completedAtReturn) = await OnAThreadAsync(new LoopContext(), () => registry.RequestAsync(1, _ => sent.Task));
         completedAtReturn.ShouldBeFalse();
-        spins.ShouldBe(0);
+        spins.Value.ShouldBe(0);
 
         // The send's task completes on the pool, where the wait goes on: no context there, so it spins.
         sent.SetResult();
 
         (await wait.AsTask().WaitAsync(s_bound)).ShouldBe(10);
-        spins.ShouldBe(1);
+        spins.Value.ShouldBe(1);
     }
 
     [Fact]
@@ -167,15 +152,14 @@ public class AsyncWaitSpinTests
     public async Task WaitAsync_SpinsThatMiss_StopSpinningAndThenSpinOnceEveryRound()
     {
         var registry = new RequestRegistry<int, int> { SpinTicks = 1 };
-        var spins = 0;
-        registry.SpinStartingForTests = _ => spins++;
+        var spins = CountEachSpin(registry);
         var key = 0;
 
         // Each spin misses (its time is one tick, and nothing answers) and costs one credit.
         for (var i = 1; i <= Max; i++)
         {
             await MissAsync(registry, ++key);
-            (spins, registry.SpinCredit).ShouldBe((i, Max - i));
+            (spins.Value, registry.SpinCredit).ShouldBe((i, Max - i));
         }
 
         // Two rounds: waits that count down without spinning, then one trial, which misses too.
@@ -184,11 +168,11 @@ public class AsyncWaitSpinTests
             for (var i = 1; i < TrialEvery; i++)
             {
                 await MissAsync(registry, ++key);
-                (spins, registry.SpinCredit).ShouldBe((Max + round - 1, -i));
+                (spins.Value, registry.SpinCredit).ShouldBe((Max + round - 1, -i));
             }
 
             await MissAsync(registry, ++key);
-            (spins, registry.SpinCredit).ShouldBe((Max + round, 0));
+            (spins.Value, registry.SpinCredit).ShouldBe((Max + round, 0));
         }
 
         registry.Count.ShouldBe(0);
@@ -228,15 +212,14 @@ public class AsyncWaitSpinTests
     {
         // As on one processor, where the default spin time is 0.
         var registry = new RequestRegistry<int, int> { SpinTicks = 0 };
-        var spins = 0;
-        registry.SpinStartingForTests = _ => spins++;
+        var spins = CountEachSpin(registry);
 
         for (var key = 1; key <= Max + 1; key++)
         {
             await MissAsync(registry, key);
         }
 
-        spins.ShouldBe(0);
+        spins.Value.ShouldBe(0);
         registry.SpinCredit.ShouldBe(Max);
     }
 
@@ -281,12 +264,40 @@ public class AsyncWaitSpinTests
         var caller = new Thread(() =>
         {
             SynchronizationContext.SetSynchronizationContext(context);
-            var wait = start();
-            result.SetResult((wait, wait.IsCompleted));
+            try
+            {
+                var wait = start();
+                result.SetResult((wait, wait.IsCompleted));
+            }
+            catch (Exception ex)
+            {
+                // Surfaces as the test's failure, not as a timeout.
+                result.SetException(ex);
+            }
         })
         { IsBackground = true };
         caller.Start();
         return await result.Task.WaitAsync(s_bound);
+    }
+
+    /// <summary>Counts the registry's spins, answering each waiter with <paramref name="value"/> as its spin starts.</summary>
+    private static StrongBox<int> AnswerEachSpin(RequestRegistry<int, int> registry, int value)
+    {
+        var spins = new StrongBox<int>();
+        registry.SpinStartingForTests = waiter =>
+        {
+            spins.Value++;
+            waiter.TrySetResult(value);
+        };
+        return spins;
+    }
+
+    /// <summary>Counts the registry's spins, answering none.</summary>
+    private static StrongBox<int> CountEachSpin(RequestRegistry<int, int> registry)
+    {
+        var spins = new StrongBox<int>();
+        registry.SpinStartingForTests = _ => spins.Value++;
+        return spins;
     }
 
     /// <summary>Makes a wait off any loop that its spin (if any) does not answer, then answers it.</summary>
@@ -302,16 +313,11 @@ public class AsyncWaitSpinTests
     private static async Task HitAsync(RequestRegistry<int, int> registry, int key)
     {
         var hook = registry.SpinStartingForTests;
-        var spun = false;
-        registry.SpinStartingForTests = waiter =>
-        {
-            spun = true;
-            waiter.TrySetResult(key);
-        };
+        var spins = AnswerEachSpin(registry, key);
         var (wait, completedAtReturn) = await OnAThreadAsync(null, () => registry.RequestAsync(key, static _ => { }));
         registry.SpinStartingForTests = hook;
 
-        spun.ShouldBeTrue();
+        spins.Value.ShouldBe(1);
         completedAtReturn.ShouldBeTrue();
         (await wait.AsTask().WaitAsync(s_bound)).ShouldBe(key);
     }
