@@ -7,6 +7,11 @@ public sealed class ObjectChannelOptions
     private readonly LateSendPolicy _lateSend;
 
     /// <summary>Gets the most items the channel holds before sends wait (<c>SendAsync</c>) or are refused (<c>Send</c>); <see langword="null"/>, the default, for unbounded.</summary>
+    /// <remarks>
+    /// The channel never holds more. A send can also wait, or be refused, for a moment while it holds fewer: an item
+    /// that a receive has taken keeps its place until the receive has counted it, and room that a receive has just made
+    /// goes first to sends already waiting for it.
+    /// </remarks>
     /// <exception cref="ArgumentOutOfRangeException">The value is zero or negative.</exception>
     public int? Capacity
     {

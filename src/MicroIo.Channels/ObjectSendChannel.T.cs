@@ -29,6 +29,11 @@ public sealed class ObjectSendChannel<T>
     /// closed (the item is counted as dropped). To tell the two apart, check <see cref="IsClosed"/> after a
     /// <see langword="false"/>: a close is final, so <see langword="false"/> there means the channel was full.
     /// </returns>
+    /// <remarks>
+    /// A bounded channel can be full for a moment while it holds fewer items than its capacity. An item that a receive
+    /// has taken keeps its place until the receive has counted it. Room that a receive has just made goes first to
+    /// sends already waiting for it in <see cref="SendAsync"/>.
+    /// </remarks>
     /// <exception cref="ClosedResourceException">The channel is closed or failed, under <see cref="LateSendPolicy.Throw"/>; the item is counted as dropped.</exception>
     public bool Send(T item) => _core.TrySend(item) switch
     {
@@ -74,7 +79,9 @@ public sealed class ObjectSendChannel<T>
     /// The writer follows System.Threading.Channels' contract rather than the late-send policy: <c>TryWrite</c> returns
     /// <see langword="false"/> and <c>WriteAsync</c> throws <see cref="ChannelClosedException"/> after a close (the item is
     /// counted as dropped). One difference: <c>WaitToWriteAsync</c> returns <see langword="false"/> after a failure too,
-    /// where System.Threading.Channels throws the failure; a writer only needs to know that it can write no more.
+    /// where System.Threading.Channels throws the failure; a writer only needs to know that it can write no more. On a
+    /// bounded channel, <c>TryWrite</c> can find it full for a moment with fewer items than its capacity, as
+    /// <see cref="Send"/> can.
     /// </remarks>
     public ChannelWriter<T> AsChannelWriter() => new WriterAdapter<T>(_core);
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MicroIo.Internal;
 
 namespace MicroIo.Tests;
@@ -873,6 +874,397 @@ public sealed class ItemQueueTests
         tx.Send(2);
         (await second.WaitAsync(Bound)).ShouldBe(2);
         rx.Stats.ShouldBe(new ChannelStats(2, 2, 0, 0, false));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WriteOrWaitForRoom_FindingNoRoomAsAReadTakesWithoutTheLock_SeesTheRoomOnceListed_AndEndsAtOnce(bool waitOnly)
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+
+        // The read takes its item between the look for room and the listing, so it cannot see the wait listed.
+        queue.BeforeListingForRoomForTests = () =>
+        {
+            queue.BeforeListingForRoomForTests = null;
+            TakeWithoutTheLock(queue, 0);
+        };
+        var listed = waitOnly ? queue.WaitToWriteAsync(CancellationToken.None) : queue.WriteAsync(1, CancellationToken.None);
+
+        (await AtOnce(listed)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+        if (waitOnly)
+        {
+            queue.TryWrite(1).ShouldBe(ItemQueue<int>.WriteResult.Written);
+        }
+
+        TakeWithoutTheLock(queue, 1);
+        queue.Sent.ShouldBe(2);
+        queue.Received.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task RoomMadeByAReadWithoutTheLock_IsOwedToTheWaitingWrite_NoLaterWriteOrWaitForRoomTakesIt()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+        var put = queue.WriteAsync(1, CancellationToken.None);
+        put.IsCompleted.ShouldBeFalse();
+        var later = ItemQueue<int>.WriteResult.Written;
+        var wait = default(ValueTask<bool>);
+
+        // The read has counted its item and not yet looked for the waiting write: the room is there, and it is that write's.
+        queue.BeforeLookingForWaitsForTests = () =>
+        {
+            queue.BeforeLookingForWaitsForTests = null;
+            later = queue.TryWrite(2);
+            wait = queue.WaitToWriteAsync(CancellationToken.None);
+        };
+        TakeWithoutTheLock(queue, 0);
+
+        later.ShouldBe(ItemQueue<int>.WriteResult.Full);
+        (await AtOnce(put)).ShouldBeTrue();
+        wait.IsCompleted.ShouldBeFalse();
+        TakeWithoutTheLock(queue, 1);
+        (await Within(wait)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+        queue.Sent.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task ReadListedWhileAReadWithoutTheLockHasNotCountedTheLastItem_GetsTheItemOfTheOldestWriteWaitingForRoom_AndNoLaterWriteOvertakesIt()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+        var first = default(ValueTask<bool>);
+        var read = default(ValueTask<int>);
+        var later = ItemQueue<int>.WriteResult.Written;
+        var second = default(ValueTask<bool>);
+
+        // The read without the lock has taken item 0 and not counted it: the queue is empty, and still has no room.
+        queue.BeforeCountingForTests = () =>
+        {
+            queue.BeforeCountingForTests = null;
+            first = queue.WriteAsync(1, CancellationToken.None);
+            read = queue.ReadAsync(CancellationToken.None);
+            later = queue.TryWrite(2);
+            second = queue.WriteAsync(3, CancellationToken.None);
+        };
+        TakeWithoutTheLock(queue, 0);
+
+        // The listed read does not let the later write go before the one waiting for room.
+        later.ShouldBe(ItemQueue<int>.WriteResult.Full);
+
+        // The count made room: the oldest waiting write's item went to the listed read, which left the room for the next
+        // waiting write, moved in by the same read.
+        (await AtOnce(read)).ShouldBe(1);
+        (await AtOnce(first)).ShouldBeTrue();
+        (await AtOnce(second)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+        TakeWithoutTheLock(queue, 3);
+        queue.Sent.ShouldBe(3);
+        queue.Received.ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task EndWhileAReadWithoutTheLockHasNotCountedTheLastItem_RefusesTheWaitingWrite_AndCompletionWaitsForTheCount()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+        var put = queue.WriteAsync(1, CancellationToken.None);
+        var completedAtTheEnd = true;
+        queue.BeforeCountingForTests = () =>
+        {
+            queue.BeforeCountingForTests = null;
+            queue.Complete(null);
+            completedAtTheEnd = queue.Completion.IsCompleted;
+        };
+        TakeWithoutTheLock(queue, 0);
+
+        completedAtTheEnd.ShouldBeFalse();
+        (await AtOnce(put)).ShouldBeFalse();
+        await queue.Completion.WaitAsync(Bound);
+        queue.Sent.ShouldBe(1);
+        queue.Received.ShouldBe(1);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task WaitToReadListedWhileAReadWithoutTheLockHasNotCountedTheLastItem_IsWokenByTheWriteThatWasWaitingForRoom()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+        Task<bool>? put = null;
+        Task<bool>? wait = null;
+        queue.BeforeCountingForTests = () =>
+        {
+            queue.BeforeCountingForTests = null;
+            put = queue.WriteAsync(1, CancellationToken.None).AsTask();
+            wait = queue.WaitToReadAsync(CancellationToken.None).AsTask();
+        };
+        TakeWithoutTheLock(queue, 0);
+
+        (await put.ShouldNotBeNull().WaitAsync(Bound)).ShouldBeTrue();
+        (await wait.ShouldNotBeNull().WaitAsync(Bound)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+        TakeWithoutTheLock(queue, 1);
+    }
+
+    [Fact]
+    public async Task ReadListedAfterAReadWithoutTheLockMadeRoomAndBeforeItMovedTheWaitingWriteIn_GetsThatWritesItem()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+        var put = queue.WriteAsync(1, CancellationToken.None);
+        var read = default(ValueTask<int>);
+        var later = ItemQueue<int>.WriteResult.Written;
+
+        // The read has counted item 0 and not yet looked for the waiting write: the queue is empty, with room owed to it.
+        queue.BeforeLookingForWaitsForTests = () =>
+        {
+            queue.BeforeLookingForWaitsForTests = null;
+            read = queue.ReadAsync(CancellationToken.None);
+            later = queue.TryWrite(2);
+        };
+        TakeWithoutTheLock(queue, 0);
+
+        later.ShouldBe(ItemQueue<int>.WriteResult.Full);
+        (await AtOnce(read)).ShouldBe(1);
+        (await AtOnce(put)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+        queue.TryWrite(3).ShouldBe(ItemQueue<int>.WriteResult.Written);
+    }
+
+    [Fact]
+    public async Task WaitingWriteCancelledAfterAReadWithoutTheLockMadeRoom_TheWaitForRoomBehindItIsWoken()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+        using var cts = new CancellationTokenSource();
+        var put = queue.WriteAsync(1, cts.Token).AsTask();
+        var wait = queue.WaitToWriteAsync(CancellationToken.None);
+        queue.BeforeLookingForWaitsForTests = () =>
+        {
+            queue.BeforeLookingForWaitsForTests = null;
+            cts.Cancel();
+        };
+        TakeWithoutTheLock(queue, 0);
+
+        // The room the read made was owed to the cancelled write; with it gone, the wait for room behind it gets the room.
+        await Should.ThrowAsync<OperationCanceledException>(put.WaitAsync(Bound));
+        (await AtOnce(wait)).ShouldBeTrue();
+        queue.ListedWaits.ShouldBe(0);
+        queue.Sent.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task WaitingWrite_MovedIn_LeavesItsItemToTheReadNotToTheQueuesReusedWait()
+    {
+        var queue = new ItemQueue<object>(1);
+        queue.TryWrite(new object());
+        var (put, item) = WriteAnItemThatWaits(queue);
+        queue.TryRead(out _).ShouldBeTrue();
+        (await put).ShouldBeTrue();
+        TakeAndDrop(queue).ShouldBeTrue();
+
+        // Awaited, the write's wait is the queue's spare now: it must not keep the item it moved in alive.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        item.IsAlive.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task WaitingWrite_HandedToAListedRead_LeavesItsItemToTheReadNotToTheQueuesReusedWait()
+    {
+        var queue = new ItemQueue<object>(1);
+        queue.TryWrite(new object());
+        var put = default(ValueTask<bool>);
+        WeakReference? item = null;
+        var read = default(ValueTask<object>);
+        queue.BeforeCountingForTests = () =>
+        {
+            queue.BeforeCountingForTests = null;
+            (put, item) = WriteAnItemThatWaits(queue);
+            read = queue.ReadAsync(CancellationToken.None);
+        };
+        queue.TryRead(out _).ShouldBeTrue();
+
+        Consume(read).ShouldBeTrue();
+        (await put).ShouldBeTrue();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        item.ShouldNotBeNull().IsAlive.ShouldBeFalse();
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void ReadAsync_OnACancelledToken_EndsAtOnce_WithoutTakingOrListing(int? capacity)
+    {
+        var queue = new ItemQueue<int>(capacity);
+        queue.TryWrite(1);
+
+        var read = queue.ReadAsync(new CancellationToken(canceled: true));
+
+        read.IsCanceled.ShouldBeTrue();
+        queue.Count.ShouldBe(1);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task WriteToAReadListedWhileAReadWithoutTheLockHasNotCountedTheLastItem_IsHandedOver_ThoughThereIsNoRoom()
+    {
+        var queue = new ItemQueue<int>(1);
+        queue.TryWrite(0);
+        var read = default(ValueTask<int>);
+        var write = ItemQueue<int>.WriteResult.Full;
+        queue.BeforeCountingForTests = () =>
+        {
+            queue.BeforeCountingForTests = null;
+            read = queue.ReadAsync(CancellationToken.None);
+            write = queue.TryWrite(1);
+        };
+        TakeWithoutTheLock(queue, 0);
+
+        // A listed read means nothing is queued: the item goes to it, whatever the count says about room.
+        write.ShouldBe(ItemQueue<int>.WriteResult.Written);
+        (await AtOnce(read)).ShouldBe(1);
+        queue.Count.ShouldBe(0);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task WaitToReadListedWhileTwoWaitingWritesAreMovedInByOneRead_IsWoken()
+    {
+        var queue = new ItemQueue<int>(2);
+        queue.TryWrite(0);
+        queue.TryWrite(1);
+        var first = queue.WriteAsync(10, CancellationToken.None);
+        var second = queue.WriteAsync(11, CancellationToken.None);
+        var wait = default(ValueTask<bool>);
+
+        // The first read has counted item 0 and not yet looked; a second read takes item 1, and in its own gap a wait to
+        // read lists itself on the empty queue. The second read's count makes room for both waiting writes at once.
+        queue.BeforeLookingForWaitsForTests = () =>
+        {
+            queue.BeforeLookingForWaitsForTests = null;
+            queue.BeforeCountingForTests = () =>
+            {
+                queue.BeforeCountingForTests = null;
+                wait = queue.WaitToReadAsync(CancellationToken.None);
+            };
+            TakeWithoutTheLock(queue, 1);
+        };
+        TakeWithoutTheLock(queue, 0);
+
+        (await AtOnce(first)).ShouldBeTrue();
+        (await AtOnce(second)).ShouldBeTrue();
+        (await AtOnce(wait)).ShouldBeTrue();
+        TakeWithoutTheLock(queue, 10);
+        TakeWithoutTheLock(queue, 11);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task WaitingWrite_RefusedAtTheEnd_LeavesNoItemInTheQueuesReusedWait()
+    {
+        var queue = new ItemQueue<object>(1);
+        queue.TryWrite(new object());
+        var (put, item) = WriteAnItemThatWaits(queue);
+        queue.Complete(null);
+        (await AtOnce(put)).ShouldBeFalse();
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        item.IsAlive.ShouldBeFalse();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task BoundedReadsWithoutTheLock_RacingWritesThatWaitForRoom_GetEveryItemOnceInOrder_AndNoWriteIsLeftWaiting(bool waitToWrite)
+    {
+        const int Items = 50_000;
+        var queue = new ItemQueue<int>(1);
+        var writer = Task.Run(async () =>
+        {
+            for (var i = 0; i < Items; i++)
+            {
+                if (!waitToWrite)
+                {
+                    Assert.True(await queue.WriteAsync(i, CancellationToken.None));
+                    continue;
+                }
+
+                while (queue.TryWrite(i) == ItemQueue<int>.WriteResult.Full)
+                {
+                    Assert.True(await queue.WaitToWriteAsync(CancellationToken.None));
+                }
+            }
+        });
+
+        // The reader takes only without the lock (it waits for items under it, it does not take them there), so every room
+        // it makes reaches the writer through its look for waits. It spins a little before it waits, to race the writer as
+        // often as it can. A room that never reaches the writer stops both: the bound fails.
+        var reader = Task.Run(async () =>
+        {
+            var spin = default(SpinWait);
+            for (var next = 0; next < Items;)
+            {
+                if (queue.TryRead(out var item))
+                {
+                    Assert.Equal(next++, item);
+                    spin.Reset();
+                }
+                else if (spin.NextSpinWillYield)
+                {
+                    Assert.True(await queue.WaitToReadAsync(CancellationToken.None));
+                    spin.Reset();
+                }
+                else
+                {
+                    spin.SpinOnce();
+                }
+            }
+        });
+
+        await Task.WhenAll(writer, reader).WaitAsync(Bound);
+        queue.Sent.ShouldBe(Items);
+        queue.Received.ShouldBe(Items);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    // The result of a wait that must have ended by now: nothing else runs that could end it later.
+    private static async Task<TResult> AtOnce<TResult>(ValueTask<TResult> wait)
+    {
+        Assert.True(wait.IsCompletedSuccessfully, "The wait had not ended.");
+        return await wait;
+    }
+
+    // Made here, so no local of the test holds the item.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static (ValueTask<bool> Put, WeakReference Item) WriteAnItemThatWaits(ItemQueue<object> queue)
+    {
+        var item = new object();
+        var put = queue.WriteAsync(item, CancellationToken.None);
+        Assert.False(put.IsCompleted, "The write did not wait for room.");
+        return (put, new WeakReference(item));
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool TakeAndDrop(ItemQueue<object> queue) => queue.TryRead(out _);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool Consume(ValueTask<object> read) => read.IsCompletedSuccessfully && read.Result is not null;
+
+    // A bounded read that finds an item takes it without the lock (the path every receive takes first).
+    private static void TakeWithoutTheLock(ItemQueue<int> queue, int expected)
+    {
+        queue.TryRead(out var item).ShouldBeTrue();
+        item.ShouldBe(expected);
     }
 
     // Each trip lists two waits at once (two receivers, or a receiver and a sender), so both spares are used.

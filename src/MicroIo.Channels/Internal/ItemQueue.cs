@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 
 namespace MicroIo.Internal;
@@ -7,11 +8,14 @@ namespace MicroIo.Internal;
 /// <remarks>
 /// <para>
 /// Shaped like System.Threading.Channels' channels, which it replaced under <see cref="ChannelCore{T}"/>: a write takes
-/// one lock; an unbounded <see cref="TryRead"/> takes none (a concurrent queue); a bounded one, and every read that may
-/// wait, takes the lock, because it may have to hand room to a waiting write or list itself. What a wrapper around those
+/// one lock; <see cref="TryRead"/> takes none (a concurrent queue), bounded or not, unless a write or a wait for room is
+/// listed; every read that may wait takes the lock, because it may have to list itself. What a wrapper around those
 /// channels could not do is count a write where it happens: <c>Sent</c> is added under the write's own lock, so the
 /// exact count DESIGN asks for costs the sender no interlocked operation of its own, except when it hands its item to
-/// a waiting read and counts that receive too (docs/benchmarks.md, family 1).
+/// a waiting read and counts that receive too (docs/benchmarks.md, family 1). A bounded queue keeps no count of its
+/// own: its room is the capacity less (<c>Sent</c> - <c>Received</c>), which counts an item a read has taken and not
+/// yet counted. So a bounded write can find the queue full while it holds fewer items than its capacity, for as long
+/// as a read is between its take and its count, or room a read made is owed to writes already waiting for it.
 /// </para>
 /// <para>
 /// The end is decided under the same lock as every write, so a write is either accepted before the end, and read, or
@@ -22,9 +26,10 @@ namespace MicroIo.Internal;
 /// Three kinds of wait (<see cref="WaitKind"/>) list themselves under the lock when they cannot go on. Reads that take
 /// an item and writes that wait for room are served first come, first served, as System.Threading.Channels serves
 /// <c>ReadAsync</c> and <c>WriteAsync</c>: a write hands its item straight to the oldest waiting read, and a bounded
-/// read that makes room moves the oldest waiting write's item in, so no later caller can take the item or the room
-/// first. Waits for something to read, or for room, are all woken by every write that queues an item, or by every
-/// bounded read that leaves room; they then try again.
+/// read that makes room moves the oldest waiting write's item in (to the oldest waiting read, if one is listed), so no
+/// later caller can take the item or the room first. Waits for something to read are all woken by every write that
+/// queues an item, and waits for room by every bounded read that leaves room once no write is waiting for it; they then
+/// try again.
 /// </para>
 /// </remarks>
 /// <typeparam name="T">The type of the items.</typeparam>
@@ -32,7 +37,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
 {
     private readonly Lock _sync = new();
     private readonly ConcurrentQueue<T> _items = new();
-    private readonly int _capacity;
+    private readonly long _capacity;
     private readonly bool _bounded;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -40,8 +45,8 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     private PaddedCounter _sent;
     private PaddedCounter _received;
 
-    // Under the lock: the number of items queued (bounded only), and the lists of waits.
-    private int _count;
+    // Under the lock: the lists of waits. A read that takes without the lock looks at the two waits for room after it
+    // counts its item (see TryRead).
     private WaitLine _takers;
     private WaitLine _putters;
     private ChannelWaiter? _readers;
@@ -59,7 +64,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     public ItemQueue(int? capacity)
     {
         _bounded = capacity.HasValue;
-        _capacity = capacity ?? int.MaxValue;
+        _capacity = capacity ?? long.MaxValue;
     }
 
     /// <summary>What a write did.</summary>
@@ -86,6 +91,18 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     /// <summary>Gets or sets code that tests run in a wake that walks a list it took off, before each wait on it is woken.</summary>
     internal static Action<ChannelWaiter>? BeforeWakeForTests { get; set; }
 
+    // Per queue, unlike the wake hook: hooks on the read path must not cost a static lookup of a generic type (for a
+    // reference type T) on every item.
+
+    /// <summary>Gets or sets code that tests run in a <see cref="TryRead"/> that has taken its item and not yet counted it.</summary>
+    internal Action? BeforeCountingForTests { get; set; }
+
+    /// <summary>Gets or sets code that tests run in a bounded <see cref="TryRead"/> that has counted its item and not yet looked for waits for room.</summary>
+    internal Action? BeforeLookingForWaitsForTests { get; set; }
+
+    /// <summary>Gets or sets code that tests run under the lock when a write or a wait for room is about to list its wait: it found no room, or writes waiting for room ahead of it.</summary>
+    internal Action? BeforeListingForRoomForTests { get; set; }
+
     /// <summary>Gets the number of waits listed now, for tests: a wait that ended must not stay listed.</summary>
     internal int ListedWaits
     {
@@ -101,7 +118,11 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     // Every item sent was counted as received, not only taken: so a snapshot read once Completion is done shows none queued.
     private bool IsDrained => _done && Volatile.Read(ref _received.Value) == Volatile.Read(ref _sent.Value);
 
-    /// <summary>Queues an item, or hands it to the oldest waiting read, unless the queue has ended or, when bounded, is full.</summary>
+    // Sent is written only under the lock, and Received is added only after an item is taken, so the difference never
+    // counts fewer items than are queued: a write that sees room never takes the queue past its capacity.
+    private bool HasRoomLocked => _sent.Value - Volatile.Read(ref _received.Value) < _capacity;
+
+    /// <summary>Queues an item, or hands it to the oldest waiting read, unless the queue has ended or, when bounded, is full or has writes waiting for room.</summary>
     public WriteResult TryWrite(T item)
     {
         ChannelWaiter<T>? taker;
@@ -129,20 +150,24 @@ internal sealed class ItemQueue<T> : IWaiterOwner
         ChannelWaiter<T>? taker;
         ChannelWaiter? readers;
         ChannelPutter<T>? putter = null;
+        var freed = default(Freed);
         WriteResult result;
         lock (_sync)
         {
             result = WriteLocked(item, out taker, out readers);
             if (result == WriteResult.Full)
             {
+                BeforeListingForRoomForTests?.Invoke();
                 putter = Interlocked.Exchange(ref _sparePutter, null) ?? new ChannelPutter<T>(this);
                 putter.Item = item;
                 _putters.Add(putter);
+                MakeRoomAfterListing(ref freed);
             }
         }
 
         if (putter is not null)
         {
+            AfterFreed(freed);
             putter.Register(cancellationToken);
             return putter.AsValueTask();
         }
@@ -152,42 +177,41 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     }
 
     /// <summary>Takes the oldest item, if any.</summary>
+    /// <remarks>
+    /// Without the lock, bounded or not, so a receiver does not contend with its sender for the lock on every item. A
+    /// bounded read then looks for waits for room, and takes the lock only when one is listed: the increment of
+    /// <c>Received</c> is a full fence, and a wait for room lists itself under the lock, fences, and then looks for room
+    /// again, so either this read sees the wait or the wait sees the room this read made (MakeRoomAfterListing).
+    /// </remarks>
     public bool TryRead([MaybeNullWhen(false)] out T item)
     {
-        if (!_bounded)
+        if (!_items.TryDequeue(out item))
         {
-            if (!_items.TryDequeue(out item))
-            {
-                return false;
-            }
-
-            // The increment is a full fence and the end's flag is written before the end looks at the counts: so either
-            // this read sees the end or the end sees this item counted, and whichever is second completes Completion.
-            Interlocked.Increment(ref _received.Value);
-            if (IsDrained)
-            {
-                CompleteDrained();
-            }
-
-            return true;
-        }
-
-        // Without the lock when empty: a take that finds nothing needs no lock; a receive that then waits looks again under it.
-        if (_items.IsEmpty)
-        {
-            item = default;
             return false;
         }
 
-        var freed = default(Freed);
-        bool taken;
-        lock (_sync)
+        BeforeCountingForTests?.Invoke();
+
+        // The increment is a full fence and the end's flag is written before the end looks at the counts: so either this
+        // read sees the end or the end sees this item counted, and whichever is second completes Completion.
+        Interlocked.Increment(ref _received.Value);
+        if (_bounded && AnyWaitForRoom())
         {
-            taken = TakeLocked(out item, ref freed);
+            var freed = default(Freed);
+            lock (_sync)
+            {
+                MakeRoomLocked(ref freed);
+            }
+
+            AfterFreed(freed);
         }
 
-        AfterTake(freed);
-        return taken;
+        if (IsDrained)
+        {
+            CompleteDrained();
+        }
+
+        return true;
     }
 
     /// <summary>Takes the oldest item, waiting for one; the oldest waiting read gets the next item written.</summary>
@@ -221,7 +245,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
             return taker.AsValueTask();
         }
 
-        AfterTake(freed);
+        AfterFreed(freed);
         return taken ? new ValueTask<T>(item!) : ValueTask.FromException<T>(new EndOfChannelException());
     }
 
@@ -267,7 +291,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
             _error = error;
             _done = true;
 
-            // Pairs with the increment after an unbounded read's dequeue: see TryRead.
+            // Pairs with the increment after a read's take without the lock: see TryRead.
             // Stryker disable once Statement : a fence; its absence shows only as a rare reordering no test can provoke.
             Interlocked.MemoryBarrier();
             drained = IsDrained;
@@ -317,7 +341,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
                     _takers.Remove(waiter);
                     break;
                 case WaitKind.Put:
-                    // Cleared even if a read already took the wait off the line: that read lost the claim and left the item.
+                    // Cleared even if the wait is off the line already: a move-in that lost the claim took it off and left the item.
                     _putters.Remove(waiter);
                     ((ChannelPutter<T>)waiter).Item = default;
                     break;
@@ -409,34 +433,41 @@ internal sealed class ItemQueue<T> : IWaiterOwner
             return WriteResult.Ended;
         }
 
-        // A listed read means nothing is queued. Writes waiting for room mean the queue is full: this one goes after them.
-        taker = (ChannelWaiter<T>?)_takers.ClaimFirst();
-        if (taker is null && _bounded)
+        // Writes waiting for room go first: this one goes after them, even if a read has made room and not yet moved their
+        // items in, and even if a read is listed (one that listed itself on an empty queue while a read without the lock
+        // had not yet made room for them, or not yet moved their items in; the oldest one's item goes to it then).
+        if (_bounded && _putters.Head is not null)
         {
-            if (_count == _capacity)
-            {
-                return WriteResult.Full;
-            }
-
-            _count++;
+            return WriteResult.Full;
         }
 
+        // A listed read means nothing is queued: it takes the item, room or not.
+        taker = (ChannelWaiter<T>?)_takers.ClaimFirst();
+        if (taker is null && _bounded && !HasRoomLocked)
+        {
+            return WriteResult.Full;
+        }
+
+        PutLocked(item, taker, ref readers);
+        return WriteResult.Written;
+    }
+
+    /// <summary>Under the lock: counts an item sent, and either leaves it to <paramref name="taker"/> or queues it and takes the waits for something to read off their list.</summary>
+    private void PutLocked(T item, ChannelWaiter<T>? taker, ref ChannelWaiter? readers)
+    {
         Volatile.Write(ref _sent.Value, _sent.Value + 1);
         if (taker is not null)
         {
-            // Interlocked, as every count of Received: an unbounded queue's readers count without the lock.
+            // Interlocked, as every count of Received: readers count without the lock.
             Interlocked.Increment(ref _received.Value);
-        }
-        else
-        {
-            _items.Enqueue(item);
-
-            // Written only when a wait is listed: a store on every item would pull this object's cache line, which the
-            // receivers read on every item, back to the sender's core each time.
-            readers = TakeAll(ref _readers);
+            return;
         }
 
-        return WriteResult.Written;
+        _items.Enqueue(item);
+
+        // Written only when a wait is listed: a store on every item would pull this object's cache line, which the
+        // receivers read on every item, back to the sender's core each time.
+        readers ??= TakeAll(ref _readers);
     }
 
     /// <summary>Outside the lock: hands the item to the read that takes it, or wakes the waits for something to read.</summary>
@@ -463,30 +494,91 @@ internal sealed class ItemQueue<T> : IWaiterOwner
         Interlocked.Increment(ref _received.Value);
         if (_bounded)
         {
-            // The room goes to the oldest write waiting for it, so no later write can take it first; the waits for room
-            // hear of it only when no such write is left.
-            if (_putters.ClaimFirst() is ChannelPutter<T> putter)
-            {
-                Volatile.Write(ref _sent.Value, _sent.Value + 1);
-                _items.Enqueue(putter.Item!);
-                putter.Item = default;
-                freed.Putter = putter;
-            }
-            else
-            {
-                _count--;
-                freed.Writers = TakeAll(ref _writers);
-            }
+            MakeRoomLocked(ref freed);
         }
 
         freed.Drained = IsDrained;
         return true;
     }
 
-    /// <summary>Outside the lock: completes the write whose item a take moved in, wakes the waits for room, and completes <see cref="Completion"/> if the take drained an ended queue.</summary>
-    private void AfterTake(in Freed freed)
+    /// <summary>
+    /// Under the lock: gives the room there is to the writes waiting for it, oldest first, moving their items in, so no
+    /// later write can take it first; the waits for room hear of it only when no such write is left.
+    /// </summary>
+    private void MakeRoomLocked(ref Freed freed)
     {
-        freed.Putter?.Complete(true);
+        // Once per Freed: the line below is the head of a chain, not added to one.
+        Debug.Assert(freed.Putters is null && freed.Writers is null, "Room was made twice for one Freed.");
+        ChannelWaiter? last = null;
+        while (HasRoomLocked && _putters.ClaimFirst() is ChannelPutter<T> putter)
+        {
+            // Moving a waiting write's item in is a write like any other. A read may be listed, or a wait for something to
+            // read: one that found the queue empty while a read without the lock had taken the last item and not yet made
+            // the room, or made it and not yet moved this item in.
+            putter.Taker = (ChannelWaiter<T>?)_takers.ClaimFirst();
+            PutLocked(putter.Item!, putter.Taker, ref freed.Readers);
+            if (putter.Taker is null)
+            {
+                putter.Item = default;
+            }
+
+            // Linked in the order they were moved in, to complete them outside the lock; off the line, nothing else links them.
+            if (last is null)
+            {
+                freed.Putters = putter;
+            }
+            else
+            {
+                last.Next = putter;
+            }
+
+            last = putter;
+        }
+
+        if (_putters.Head is null && HasRoomLocked)
+        {
+            freed.Writers = TakeAll(ref _writers);
+        }
+    }
+
+    /// <summary>Without the lock, after a take's count: whether a write or a wait for room is listed.</summary>
+    private bool AnyWaitForRoom()
+    {
+        BeforeLookingForWaitsForTests?.Invoke();
+        return _putters.Head is not null || Volatile.Read(ref _writers) is not null;
+    }
+
+    /// <summary>Under the lock, after a wait for room was listed: makes room for it if a read took an item meanwhile without seeing it listed.</summary>
+    private void MakeRoomAfterListing(ref Freed freed)
+    {
+        // Pairs with the increment in TryRead, which is then followed by a look at the lists: see there.
+        // Stryker disable once Statement : a fence; its absence shows only as a rare reordering no test can provoke.
+        Interlocked.MemoryBarrier();
+        MakeRoomLocked(ref freed);
+    }
+
+    /// <summary>Outside the lock: hands over or completes the writes whose items were moved in, wakes the waits to read and for room, and completes <see cref="Completion"/> if a take drained an ended queue.</summary>
+    private void AfterFreed(in Freed freed)
+    {
+        for (var waiter = freed.Putters; waiter is not null;)
+        {
+            // Taken before the completion: a completed write may be reused, and listed again, at once.
+            var next = waiter.Next;
+            waiter.Next = null;
+            var putter = (ChannelPutter<T>)waiter;
+            if (putter.Taker is { } taker)
+            {
+                var item = putter.Item!;
+                putter.Taker = null;
+                putter.Item = default;
+                taker.Complete(item);
+            }
+
+            putter.Complete(true);
+            waiter = next;
+        }
+
+        WakeAll(freed.Readers, true);
         WakeAll(freed.Writers, true);
         if (freed.Drained)
         {
@@ -497,10 +589,11 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     private ValueTask<bool> Wait(bool forRoom, CancellationToken cancellationToken)
     {
         ChannelWaiter<bool> waiter;
+        var freed = default(Freed);
         lock (_sync)
         {
             bool? ready = forRoom
-                ? _done ? false : _count < _capacity ? true : null
+                ? _done ? false : _putters.Head is null && HasRoomLocked ? true : null
                 : !_items.IsEmpty ? true : _done ? false : null;
             if (ready is { } now)
             {
@@ -512,8 +605,10 @@ internal sealed class ItemQueue<T> : IWaiterOwner
                 ?? new ChannelWaiter<bool>(this, WaitKind.Ready);
             if (forRoom)
             {
+                BeforeListingForRoomForTests?.Invoke();
                 waiter.Next = _writers;
                 _writers = waiter;
+                MakeRoomAfterListing(ref freed);
             }
             else
             {
@@ -522,6 +617,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
             }
         }
 
+        AfterFreed(freed);
         waiter.Register(cancellationToken);
         return waiter.AsValueTask();
     }
@@ -545,10 +641,11 @@ internal sealed class ItemQueue<T> : IWaiterOwner
         }
     }
 
-    /// <summary>What a take let go on, to finish outside the lock.</summary>
+    /// <summary>What a take, or a wait for room that found room once listed, let go on, to finish outside the lock.</summary>
     private struct Freed
     {
-        public ChannelPutter<T>? Putter;
+        public ChannelWaiter? Putters;
+        public ChannelWaiter? Readers;
         public ChannelWaiter? Writers;
         public bool Drained;
     }
