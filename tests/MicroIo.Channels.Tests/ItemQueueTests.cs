@@ -933,6 +933,85 @@ public sealed class ItemQueueTests
     }
 
     [Fact]
+    public void UnboundedReadWithoutTheLock_IsCountedFromItsTake_SoAnEndInTheGapCompletesAtOnce()
+    {
+        var queue = new ItemQueue<int>(null);
+        queue.TryWrite(0);
+        var counts = (Sent: -1L, Received: -1L);
+        var completedAtTheEnd = false;
+        queue.BeforeCountingForTests = () =>
+        {
+            queue.BeforeCountingForTests = null;
+            counts = queue.Counts();
+            queue.Complete(null);
+            completedAtTheEnd = queue.Completion.IsCompletedSuccessfully;
+        };
+
+        TakeWithoutTheLock(queue, 0);
+
+        counts.ShouldBe((1L, 1L));
+        completedAtTheEnd.ShouldBeTrue();
+        queue.Counts().ShouldBe((1L, 1L));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task Counts_WhileReadsTakeWithoutTheLock_NeverMissATakeOrRunAhead(int? capacity)
+    {
+        const int Items = 20_000;
+        const int Readers = 2;
+        var queue = new ItemQueue<int>(capacity);
+        var taken = 0;
+
+        // Ends the loops below if items go missing, so the test fails instead of spinning for ever.
+        using var giveUp = new CancellationTokenSource(Bound);
+        var writer = Task.Run(async () =>
+        {
+            for (var i = 0; i < Items; i++)
+            {
+                (await queue.WriteAsync(i, CancellationToken.None)).ShouldBeTrue();
+            }
+        });
+        var readers = Enumerable.Range(0, Readers).Select(_ => Task.Run(() =>
+        {
+            while (Volatile.Read(ref taken) < Items && !giveUp.IsCancellationRequested)
+            {
+                if (queue.TryRead(out _))
+                {
+                    Interlocked.Increment(ref taken);
+                }
+            }
+        })).ToArray();
+
+        // Each snapshot counts every read that returned before it began, and at most one more per reader than had
+        // returned when it ended (a read between its take and its return); neither count ever goes back.
+        var last = (Sent: 0L, Received: 0L);
+        while (Volatile.Read(ref taken) < Items && !giveUp.IsCancellationRequested)
+        {
+            var before = Volatile.Read(ref taken);
+            var counts = queue.Counts();
+            var after = Volatile.Read(ref taken);
+
+            // Assert.Fail, not Assert.True with a message: the message would be built on every snapshot.
+            if (counts.Received < before || counts.Received > after + Readers)
+            {
+                Assert.Fail($"Received {counts.Received}, with {before} to {after} reads returned.");
+            }
+
+            if (counts.Sent < counts.Received || counts.Sent < last.Sent || counts.Received < last.Received)
+            {
+                Assert.Fail($"{counts} after {last}.");
+            }
+
+            last = counts;
+        }
+
+        await writer.WaitAsync(Bound);
+        await Task.WhenAll(readers).WaitAsync(Bound);
+        queue.Counts().ShouldBe((Items, Items));
+    }
+
+    [Fact]
     public async Task ReadListedWhileAReadWithoutTheLockHasNotCountedTheLastItem_GetsTheItemOfTheOldestWriteWaitingForRoom_AndNoLaterWriteOvertakesIt()
     {
         var queue = new ItemQueue<int>(1);

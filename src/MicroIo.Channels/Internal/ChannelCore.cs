@@ -12,9 +12,9 @@ namespace MicroIo.Internal;
 /// before the queue ends, so whoever meets the end can read them.
 /// </para>
 /// <para>
-/// The queue counts <c>Sent</c> when it accepts an item and <c>Received</c> when an item is taken; a snapshot reads
-/// <c>Received</c> first. So no snapshot ever shows an item received that was not sent, <c>Queued</c> is derived as
-/// <c>Sent - Received</c>, and <c>Sent == Received + Queued</c> holds in every snapshot. A refused send never shows in
+/// The queue counts <c>Sent</c> when it accepts an item, and reads the two counts together so that no snapshot ever
+/// shows an item received that was not sent (<see cref="ItemQueue{T}.Counts"/>). <c>Queued</c> is derived as
+/// <c>Sent - Received</c>, so <c>Sent == Received + Queued</c> holds in every snapshot. A refused send never shows in
 /// <c>Sent</c>.
 /// </para>
 /// </remarks>
@@ -36,7 +36,9 @@ internal sealed class ChannelCore<T> : IQueuedCount
         ChannelMetrics.Track(this);
     }
 
-    long IQueuedCount.QueuedCount => Stats.Queued;
+    // The queue's own count, which takes no lock: the gauge reads every live channel at each collection. It can differ from
+    // Stats.Queued only while a bounded read is between its take and its count.
+    long IQueuedCount.QueuedCount => _queue.Count;
 
     private void CountDropped()
     {
@@ -68,9 +70,8 @@ internal sealed class ChannelCore<T> : IQueuedCount
     {
         get
         {
-            var received = _queue.Received;
+            var (sent, received) = _queue.Counts();
             var dropped = Interlocked.Read(ref _dropped);
-            var sent = _queue.Sent;
             return new ChannelStats(sent, received, dropped, sent - received, _state.IsClosed);
         }
     }

@@ -12,15 +12,18 @@ namespace MicroIo.Internal;
 /// listed; every read that may wait takes the lock, because it may have to list itself. What a wrapper around those
 /// channels could not do is count a write where it happens: <c>Sent</c> is added under the write's own lock, so the
 /// exact count DESIGN asks for costs the sender no interlocked operation of its own, except when it hands its item to
-/// a waiting read and counts that receive too (docs/benchmarks.md, family 1). A bounded queue keeps no count of its
-/// own: its room is the capacity less (<c>Sent</c> - <c>Received</c>), which counts an item a read has taken and not
-/// yet counted. So a bounded write can find the queue full while it holds fewer items than its capacity, for as long
-/// as a read is between its take and its count, or room a read made is owed to writes already waiting for it.
+/// a waiting read and counts that receive too (docs/benchmarks.md, family 1). An unbounded queue's reads count nothing:
+/// what it has received is what was sent less what is still queued, read under the lock (<see cref="Counts"/>), which
+/// spares every receive an interlocked operation. A bounded queue keeps no count of its own: its room is the capacity
+/// less (<c>Sent</c> - <c>Received</c>), which counts an item a read has taken and not yet counted. So a bounded write
+/// can find the queue full while it holds fewer items than its capacity, for as long as a read is between its take and
+/// its count, or room a read made is owed to writes already waiting for it.
 /// </para>
 /// <para>
 /// The end is decided under the same lock as every write, so a write is either accepted before the end, and read, or
-/// refused. <c>Sent</c> is added before the item becomes visible, and <c>Received</c> after it is taken, so a snapshot
-/// that reads <c>Received</c> first never shows an item received that was not sent.
+/// refused. Bounded, <c>Sent</c> is added before the item becomes visible, and <c>Received</c> after it is taken, so a
+/// snapshot that reads <c>Received</c> first never shows an item received that was not sent; unbounded, a snapshot is
+/// taken under the lock, where no write can change it.
 /// </para>
 /// <para>
 /// Three kinds of wait (<see cref="WaitKind"/>) list themselves under the lock when they cannot go on. Reads that take
@@ -41,7 +44,8 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     private readonly bool _bounded;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // Written by the senders (under the lock) and by the receivers, usually on different cores: each on its own cache line.
+    // Written by the senders (under the lock) and, bounded only, by the receivers, usually on different cores: each on its
+    // own cache line.
     private PaddedCounter _sent;
     private PaddedCounter _received;
 
@@ -78,13 +82,13 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     /// <summary>Gets the number of items sent (accepted).</summary>
     public long Sent => Volatile.Read(ref _sent.Value);
 
-    /// <summary>Gets the number of items received.</summary>
-    public long Received => Volatile.Read(ref _received.Value);
+    /// <summary>Gets the number of items received, as <see cref="Counts"/> reads it.</summary>
+    public long Received => Counts().Received;
 
     /// <summary>Gets the number of items queued now.</summary>
     public int Count => _items.Count;
 
-    /// <summary>Gets a task that completes when the queue has ended and every item was taken and counted, as System.Threading.Channels' <c>Completion</c> does.</summary>
+    /// <summary>Gets a task that completes when the queue has ended and every item was taken (and counted, when bounded), as System.Threading.Channels' <c>Completion</c> does.</summary>
     /// <remarks>Faulted with the failure of a failed queue, or cancelled if that failure is an <see cref="OperationCanceledException"/>.</remarks>
     public Task Completion => _completion.Task;
 
@@ -94,7 +98,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     // Per queue, unlike the wake hook: hooks on the read path must not cost a static lookup of a generic type (for a
     // reference type T) on every item.
 
-    /// <summary>Gets or sets code that tests run in a <see cref="TryRead"/> that has taken its item and not yet counted it.</summary>
+    /// <summary>Gets or sets code that tests run in a <see cref="TryRead"/> that has taken its item and not yet counted it (bounded) or looked for the end.</summary>
     internal Action? BeforeCountingForTests { get; set; }
 
     /// <summary>Gets or sets code that tests run in a bounded <see cref="TryRead"/> that has counted its item and not yet looked for waits for room.</summary>
@@ -115,12 +119,35 @@ internal sealed class ItemQueue<T> : IWaiterOwner
         }
     }
 
-    // Every item sent was counted as received, not only taken: so a snapshot read once Completion is done shows none queued.
-    private bool IsDrained => _done && Volatile.Read(ref _received.Value) == Volatile.Read(ref _sent.Value);
+    // Bounded, every item sent was counted as received, not only taken, and unbounded an item counts as received once it is
+    // taken (Counts): either way a snapshot read once Completion is done shows none queued.
+    private bool IsDrained => _done && (_bounded ? Volatile.Read(ref _received.Value) == Volatile.Read(ref _sent.Value) : _items.IsEmpty);
 
     // Sent is written only under the lock, and Received is added only after an item is taken, so the difference never
     // counts fewer items than are queued: a write that sees room never takes the queue past its capacity.
     private bool HasRoomLocked => _sent.Value - Volatile.Read(ref _received.Value) < _capacity;
+
+    /// <summary>Gets the number of items sent and the number received, read together: their difference is never negative.</summary>
+    /// <remarks>
+    /// A bounded queue counts every item received, because its room depends on the count. An unbounded queue does not,
+    /// so that a read costs one interlocked operation less (docs/benchmarks.md, family 1): what it has received is what was
+    /// sent less what is still queued, both read under the lock, where no write can change them. An item is counted there
+    /// from the moment a read took it.
+    /// </remarks>
+    public (long Sent, long Received) Counts()
+    {
+        if (_bounded)
+        {
+            // Received first: an item is sent before it is received, so the later read of Sent is never the smaller.
+            var received = Volatile.Read(ref _received.Value);
+            return (Volatile.Read(ref _sent.Value), received);
+        }
+
+        lock (_sync)
+        {
+            return (_sent.Value, _sent.Value - _items.Count);
+        }
+    }
 
     /// <summary>Queues an item, or hands it to the oldest waiting read, unless the queue has ended or, when bounded, is full or has writes waiting for room.</summary>
     public WriteResult TryWrite(T item)
@@ -192,18 +219,23 @@ internal sealed class ItemQueue<T> : IWaiterOwner
 
         BeforeCountingForTests?.Invoke();
 
-        // The increment is a full fence and the end's flag is written before the end looks at the counts: so either this
-        // read sees the end or the end sees this item counted, and whichever is second completes Completion.
-        Interlocked.Increment(ref _received.Value);
-        if (_bounded && AnyWaitForRoom())
+        // The end writes its flag and fences before it looks at the counts; a read fences after its take and then looks at
+        // the flag, so either the read sees the end or the end sees the item taken (counted, when bounded), and whichever is
+        // second completes Completion. Unbounded, the fence is the take's own compare-exchange, on which
+        // System.Threading.Channels' unbounded reads rely in the same way; bounded, it is the increment.
+        if (_bounded)
         {
-            var freed = default(Freed);
-            lock (_sync)
+            Interlocked.Increment(ref _received.Value);
+            if (AnyWaitForRoom())
             {
-                MakeRoomLocked(ref freed);
-            }
+                var freed = default(Freed);
+                lock (_sync)
+                {
+                    MakeRoomLocked(ref freed);
+                }
 
-            AfterFreed(freed);
+                AfterFreed(freed);
+            }
         }
 
         if (IsDrained)
@@ -291,7 +323,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
             _error = error;
             _done = true;
 
-            // Pairs with the increment after a read's take without the lock: see TryRead.
+            // Pairs with the fence after a read's take without the lock: see TryRead.
             // Stryker disable once Statement : a fence; its absence shows only as a rare reordering no test can provoke.
             Interlocked.MemoryBarrier();
             drained = IsDrained;
@@ -458,8 +490,13 @@ internal sealed class ItemQueue<T> : IWaiterOwner
         Volatile.Write(ref _sent.Value, _sent.Value + 1);
         if (taker is not null)
         {
-            // Interlocked, as every count of Received: readers count without the lock.
-            Interlocked.Increment(ref _received.Value);
+            // Interlocked, as every count of Received: bounded readers count without the lock. Unbounded, an item never
+            // queued is counted as received already (Counts).
+            if (_bounded)
+            {
+                Interlocked.Increment(ref _received.Value);
+            }
+
             return;
         }
 
@@ -491,9 +528,9 @@ internal sealed class ItemQueue<T> : IWaiterOwner
             return false;
         }
 
-        Interlocked.Increment(ref _received.Value);
         if (_bounded)
         {
+            Interlocked.Increment(ref _received.Value);
             MakeRoomLocked(ref freed);
         }
 
