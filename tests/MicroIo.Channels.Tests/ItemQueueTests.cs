@@ -954,6 +954,25 @@ public sealed class ItemQueueTests
         queue.Counts().ShouldBe((1L, 1L));
     }
 
+    [Fact]
+    public void BoundedReadWithoutTheLock_IsCountedOnlyOnceItCounts_AsItsRoomIs()
+    {
+        var queue = new ItemQueue<int>(4);
+        queue.TryWrite(0);
+        var counts = (Sent: -1L, Received: -1L);
+        queue.BeforeCountingForTests = () =>
+        {
+            queue.BeforeCountingForTests = null;
+            counts = queue.Counts();
+        };
+
+        TakeWithoutTheLock(queue, 0);
+
+        // Taken, not yet counted: the snapshot shows the item still queued, as the room does.
+        counts.ShouldBe((1L, 0L));
+        queue.Counts().ShouldBe((1L, 1L));
+    }
+
     [Theory]
     [MemberData(nameof(Kinds))]
     public async Task Counts_WhileReadsTakeWithoutTheLock_NeverMissATakeOrRunAhead(int? capacity)
