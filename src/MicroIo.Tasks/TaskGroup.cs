@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 
 namespace MicroIo;
 
@@ -41,18 +42,22 @@ public sealed class TaskGroup
 {
     private static readonly TaskGroupOptions s_defaults = new();
 
-    // _count holds the body (this bit, until the body has ended) plus one for every child that has not finished. Zero
-    // means the group has finished: it never leaves zero, because Reserve refuses to add to it. Children are counted
-    // with interlocked operations only, so starting and ending a child takes no lock.
-    private const int BodyHeld = 1 << 30;
-    private const int ChildMask = BodyHeld - 1;
+    // The group counts children started and children ended apart, on two cache lines: a spawner and the threads that end
+    // children would otherwise take one line from each other with every child. Both counts only grow, in 64 bits, so a
+    // group that lives as long as its service cannot run out. The flags ride on the counts they must be atomic with: a
+    // start is refused once Finished is set, and the finish is declared only by a compare-exchange that fails if a child
+    // started since it looked. Both are taken with interlocked operations only, so starting and ending a child takes no lock.
+    private const long Finished = 1L << 62;
+    private const long BodyEnded = 1L << 62;
+    private const long CountMask = Finished - 1;
+    private const int MaxRunning = (1 << 30) - 1;
 
     private readonly Lock _lock = new();
     private readonly CancelScope _scope;
     private readonly TaskGroupMode _mode;
     private readonly List<Exception> _errors = [];
     private readonly SynchronizationContext? _owner;
-    private int _count = BodyHeld;
+    private ChildCounts _counts;
     private TaskCompletionSource? _finishedSource;
     private bool _childCancelled;
 
@@ -70,10 +75,21 @@ public sealed class TaskGroup
     public CancellationToken Token => _scope.Token;
 
     /// <summary>Gets the number of children that have not finished yet.</summary>
-    public int RunningCount => Volatile.Read(ref _count) & ChildMask;
+    public int RunningCount
+    {
+        get
+        {
+            // Ended first: a child counts as started before it can end, so the difference is never negative.
+            var ended = Volatile.Read(ref _counts.Ended) & CountMask;
+            return (int)((Volatile.Read(ref _counts.Started) & CountMask) - ended);
+        }
+    }
 
     /// <summary>Gets a value indicating whether the group has ended, after which no child can be started.</summary>
-    public bool IsFinished => Volatile.Read(ref _count) == 0;
+    public bool IsFinished => (Volatile.Read(ref _counts.Started) & Finished) != 0;
+
+    /// <summary>Gets or sets code that tests run when the group has found the body and every child ended, before it declares itself finished.</summary>
+    internal Action? BeforeFinishingForTests { get; set; }
 
     /// <summary>Runs a body with a new fail-fast group and returns once the body and every child have finished.</summary>
     /// <param name="body">The code that starts children; it receives the group.</param>
@@ -257,8 +273,8 @@ public sealed class TaskGroup
             CancelGroup("the body failed");
         }
 
-        // The body lets go of the group; whoever brings the count to zero declares it finished.
-        if (Interlocked.Add(ref _count, -BodyHeld) != 0)
+        // The body lets go of the group; whichever of it and the last child ends second declares the group finished.
+        if (!TryFinish(Interlocked.Add(ref _counts.Ended, BodyEnded)))
         {
             await FinishedSource().Task.ConfigureAwait(false);
         }
@@ -307,27 +323,29 @@ public sealed class TaskGroup
     /// <summary>Counts a child in, unless the group has finished.</summary>
     private void Reserve()
     {
-        var count = Volatile.Read(ref _count);
+        var started = Volatile.Read(ref _counts.Started);
         while (true)
         {
-            // Added only to a count above zero, in one atomic step: no child can slip in after the group is finished.
-            if (count == 0)
+            // Added only while the group is not finished, in one atomic step: no child can slip in after the finish.
+            if ((started & Finished) != 0)
             {
                 ThrowFinished();
             }
 
-            if ((count & ChildMask) == ChildMask)
+            // Fewer children than that started ever means fewer running: the ended count, which the threads that end
+            // children write, is read only in a group that has started that many.
+            if (started >= MaxRunning && started - (Volatile.Read(ref _counts.Ended) & CountMask) >= MaxRunning)
             {
                 ThrowTooManyChildren();
             }
 
-            var seen = Interlocked.CompareExchange(ref _count, count + 1, count);
-            if (seen == count)
+            var seen = Interlocked.CompareExchange(ref _counts.Started, started + 1, started);
+            if (seen == started)
             {
                 return;
             }
 
-            count = seen;
+            started = seen;
         }
     }
 
@@ -354,10 +372,32 @@ public sealed class TaskGroup
     /// <summary>Records that a child has ended; the last one out, after the body, finishes the group.</summary>
     private void Done()
     {
-        if (Interlocked.Decrement(ref _count) == 0)
+        // While the body runs, an ending child touches only the ended count's line.
+        var ended = Interlocked.Increment(ref _counts.Ended);
+        if ((ended & BodyEnded) != 0 && TryFinish(ended))
         {
             FinishedSource().TrySetResult();
         }
+    }
+
+    /// <summary>Declares the group finished if the body and every child started so far have ended, as of the given ended count.</summary>
+    /// <param name="ended">The ended count as the caller's own interlocked add to it returned, with the body's flag set.</param>
+    /// <returns><see langword="true"/> for the one caller that finishes the group; otherwise, <see langword="false"/>.</returns>
+    /// <remarks>
+    /// A child is started before it ends, so the started count read after the caller's add is at least the ended count
+    /// then; equal, nothing is running. The compare-exchange fails if a child started since the read, and that child's
+    /// end finishes the group instead. Each add returns a different count, so two callers cannot both see a match.
+    /// </remarks>
+    private bool TryFinish(long ended)
+    {
+        var started = Volatile.Read(ref _counts.Started);
+        if ((ended & CountMask) != started)
+        {
+            return false;
+        }
+
+        BeforeFinishingForTests?.Invoke();
+        return Interlocked.CompareExchange(ref _counts.Started, started | Finished, started) == started;
     }
 
     /// <summary>Gets the source the body waits on for its last children, made only when a group has some to wait for.</summary>
@@ -538,6 +578,19 @@ public sealed class TaskGroup
                 _errors.Add(ex);
             }
         }
+    }
+
+    /// <summary>The started and ended counts, each alone on its cache line.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 192)]
+    private struct ChildCounts
+    {
+        /// <summary>Children ever counted in, plus <see cref="Finished"/> once the group has finished.</summary>
+        [FieldOffset(64)]
+        public long Started;
+
+        /// <summary>Children ever ended, plus <see cref="BodyEnded"/> once the body has let go.</summary>
+        [FieldOffset(128)]
+        public long Ended;
     }
 
     /// <summary>Runs a child started with <see cref="StartSoon"/> on the thread pool or the owner's context, in the execution context it was started from.</summary>

@@ -216,17 +216,16 @@ public sealed class TaskGroupChildCountTests
     [Fact]
     public async Task StartSoon_WhenTheChildCountIsFull_ThrowsInvalidOperationAndTheGroupGoesOn()
     {
-        // The count cannot be filled by starting a billion children in a test: set it to the most it can hold.
-        var count = typeof(TaskGroup).GetField("_count", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        // The count cannot be filled by starting a billion children in a test: count that many in, none of them ended.
         Exception? thrown = null;
         var ranAfter = false;
 
         await Task.Run(() => TaskGroup.RunAsync(group =>
         {
-            var held = (int)count.GetValue(group)!;
-            count.SetValue(group, int.MaxValue);
+            var held = ChildCounts.Get(group);
+            ChildCounts.Set(group, started: (1 << 30) - 1, ended: 0);
             thrown = Should.Throw<InvalidOperationException>(() => group.StartSoon(_ => Task.CompletedTask));
-            count.SetValue(group, held);
+            ChildCounts.Set(group, held.Started, held.Ended);
             group.StartSoon(_ =>
             {
                 ranAfter = true;
@@ -237,6 +236,77 @@ public sealed class TaskGroupChildCountTests
 
         thrown!.Message.ShouldContain("too many children");
         ranAfter.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task StartSoon_AfterMoreThanFourBillionChildrenInTheGroupsLife_StillCountsAndFinishes()
+    {
+        // A service's group can start a child per request for as long as it runs: its counts must not wrap.
+        const long Lifetime = (1L << 32) + 5;
+        const long Flags = 3L << 62;
+        var ran = 0;
+        TaskGroup? theGroup = null;
+        var running = -1;
+
+        await Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            theGroup = group;
+            ChildCounts.Set(group, started: Lifetime, ended: Lifetime);
+            for (var i = 0; i < 3; i++)
+            {
+                group.StartSoon(_ =>
+                {
+                    Interlocked.Increment(ref ran);
+                    return Task.CompletedTask;
+                });
+            }
+
+            running = group.RunningCount;
+            return Task.CompletedTask;
+        })).WaitAsync(s_bound);
+
+        running.ShouldBeInRange(0, 3);
+        ran.ShouldBe(3);
+        theGroup!.RunningCount.ShouldBe(0);
+        theGroup.IsFinished.ShouldBeTrue();
+        // Less the flags for the finish and the body's end, which sit above every count.
+        var (started, ended) = ChildCounts.Get(theGroup);
+        (started & Flags, ended & Flags).ShouldBe((1L << 62, 1L << 62));
+        (started & ~Flags, ended & ~Flags).ShouldBe((Lifetime + 3, Lifetime + 3));
+    }
+
+    [Fact]
+    public async Task StartSoon_BetweenTheLastEndAndTheFinish_IsWaitedForAndFinishesTheGroup()
+    {
+        var childStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var childEnded = false;
+        TaskGroup? theGroup = null;
+
+        // The body ends with no child running, so the group is about to finish: a child started there slips in before it.
+        var run = Task.Run(() => TaskGroup.RunAsync(group =>
+        {
+            theGroup = group;
+            group.BeforeFinishingForTests = () =>
+            {
+                group.BeforeFinishingForTests = null;
+                group.StartSoon(async _ =>
+                {
+                    childStarted.SetResult();
+                    await release.Task.ConfigureAwait(false);
+                    childEnded = true;
+                });
+            };
+            return Task.CompletedTask;
+        }));
+        await childStarted.Task.WaitAsync(s_bound);
+        var whileTheChildRuns = (theGroup!.IsFinished, theGroup.RunningCount, run.IsCompleted);
+        release.SetResult();
+        await run.WaitAsync(s_bound);
+
+        whileTheChildRuns.ShouldBe((false, 1, false));
+        childEnded.ShouldBeTrue();
+        theGroup.IsFinished.ShouldBeTrue();
     }
 
     [Fact]
@@ -297,7 +367,7 @@ public sealed class TaskGroupChildCountTests
                     });
                     accepted++;
                 }
-                catch (InvalidOperationException)
+                catch (InvalidOperationException ex) when (ex.Message.Contains("finished", StringComparison.Ordinal))
                 {
                     refused = true;
                 }
@@ -343,5 +413,27 @@ public sealed class TaskGroupChildCountTests
         public override void Post(SendOrPostCallback d, object? state) => throw refusal;
 
         public override SynchronizationContext CreateCopy() => this;
+    }
+
+    /// <summary>Reads and sets a group's started and ended counts, for states no test could reach by starting children.</summary>
+    private static class ChildCounts
+    {
+        private static readonly FieldInfo s_counts = typeof(TaskGroup).GetField("_counts", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        private static readonly FieldInfo s_started = s_counts.FieldType.GetField("Started")!;
+        private static readonly FieldInfo s_ended = s_counts.FieldType.GetField("Ended")!;
+
+        public static (long Started, long Ended) Get(TaskGroup group)
+        {
+            var counts = s_counts.GetValue(group)!;
+            return ((long)s_started.GetValue(counts)!, (long)s_ended.GetValue(counts)!);
+        }
+
+        public static void Set(TaskGroup group, long started, long ended)
+        {
+            var counts = s_counts.GetValue(group)!;
+            s_started.SetValue(counts, started);
+            s_ended.SetValue(counts, ended);
+            s_counts.SetValue(group, counts);
+        }
     }
 }

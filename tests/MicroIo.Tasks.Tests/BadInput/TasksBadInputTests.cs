@@ -127,8 +127,8 @@ public class TasksBadInputTests
         });
 
         finished!.IsFinished.ShouldBeTrue();
-        Should.Throw<InvalidOperationException>(() => finished.StartSoon(_ => Task.CompletedTask));
-        await Should.ThrowAsync<InvalidOperationException>(() => finished.StartAsync<int>((ready, _) => Task.CompletedTask));
+        Should.Throw<InvalidOperationException>(() => finished.StartSoon(_ => Task.CompletedTask)).Message.ShouldContain("finished");
+        (await Should.ThrowAsync<InvalidOperationException>(() => finished.StartAsync<int>((ready, _) => Task.CompletedTask))).Message.ShouldContain("finished");
         finished.RunningCount.ShouldBe(0);
     }
 
