@@ -46,7 +46,7 @@ public sealed class TaskGroup
     // children would otherwise take one line from each other with every child. Both counts only grow, in 64 bits, so a
     // group that lives as long as its service cannot run out. The flags ride on the counts they must be atomic with: a
     // start is refused once Finished is set, and the finish is declared only by a compare-exchange that fails if a child
-    // started since it looked. Both are taken with interlocked operations only, so starting and ending a child takes no lock.
+    // started since it looked. Starting and ending a child take interlocked operations only, no lock.
     private const long Finished = 1L << 62;
     private const long BodyEnded = 1L << 62;
     private const long CountMask = Finished - 1;
@@ -79,9 +79,20 @@ public sealed class TaskGroup
     {
         get
         {
-            // Ended first: a child counts as started before it can end, so the difference is never negative.
-            var ended = Volatile.Read(ref _counts.Ended) & CountMask;
-            return (int)((Volatile.Read(ref _counts.Started) & CountMask) - ended);
+            // The two counts are read apart: an ended count unchanged across the read of the started one makes a pair
+            // that held at one moment, as the counts only grow.
+            var spinner = default(SpinWait);
+            while (true)
+            {
+                var ended = Volatile.Read(ref _counts.Ended);
+                var started = Volatile.Read(ref _counts.Started);
+                if (Volatile.Read(ref _counts.Ended) == ended)
+                {
+                    return (int)((started & CountMask) - (ended & CountMask));
+                }
+
+                spinner.SpinOnce();
+            }
         }
     }
 
@@ -273,7 +284,7 @@ public sealed class TaskGroup
             CancelGroup("the body failed");
         }
 
-        // The body lets go of the group; whichever of it and the last child ends second declares the group finished.
+        // The body lets go of the group; the last to end, the body included, declares the group finished.
         if (!TryFinish(Interlocked.Add(ref _counts.Ended, BodyEnded)))
         {
             await FinishedSource().Task.ConfigureAwait(false);
@@ -332,9 +343,10 @@ public sealed class TaskGroup
                 ThrowFinished();
             }
 
-            // Fewer children than that started ever means fewer running: the ended count, which the threads that end
-            // children write, is read only in a group that has started that many.
-            if (started >= MaxRunning && started - (Volatile.Read(ref _counts.Ended) & CountMask) >= MaxRunning)
+            // Counted against an ended count seen before, which only grows: the ended count's line, which every child's
+            // end writes, is read again only when that many children seem to run, which with few running is once in
+            // about 2^30 starts.
+            if (started - Volatile.Read(ref _counts.EndedSeen) >= MaxRunning && !HasRoomForAChild(started))
             {
                 ThrowTooManyChildren();
             }
@@ -347,6 +359,15 @@ public sealed class TaskGroup
 
             started = seen;
         }
+    }
+
+    /// <summary>Reads the ended count again, for the next starts to count against, and says whether fewer than the most children run.</summary>
+    private bool HasRoomForAChild(long started)
+    {
+        // Starts racing here may store older counts over newer ones: any ended count read is still one that was reached.
+        var ended = Volatile.Read(ref _counts.Ended) & CountMask;
+        Volatile.Write(ref _counts.EndedSeen, ended);
+        return started - ended < MaxRunning;
     }
 
     /// <summary>Counts in a child that a starter will wait for, unless the group has finished or the starter is cancelled.</summary>
@@ -385,8 +406,10 @@ public sealed class TaskGroup
     /// <returns><see langword="true"/> for the one caller that finishes the group; otherwise, <see langword="false"/>.</returns>
     /// <remarks>
     /// A child is started before it ends, so the started count read after the caller's add is at least the ended count
-    /// then; equal, nothing is running. The compare-exchange fails if a child started since the read, and that child's
-    /// end finishes the group instead. Each add returns a different count, so two callers cannot both see a match.
+    /// then; equal, nothing is running. Two callers can both see a match (a child started and ended in between: the
+    /// second's), so the compare-exchange decides: it fails if a child started since the read, and once it succeeds the
+    /// started count never changes again. A child that makes it fail is then waited for: the last end after it finishes
+    /// the group.
     /// </remarks>
     private bool TryFinish(long ended)
     {
@@ -580,16 +603,24 @@ public sealed class TaskGroup
         }
     }
 
-    /// <summary>The started and ended counts, each alone on its cache line.</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 192)]
+    /// <summary>The started and ended counts, on 64-byte cache lines (x64's; Arm64's may be longer) that share no other field.</summary>
+    /// <remarks>
+    /// The started count, with the ended count its starts have seen beside it, and the ended count are 64 bytes or more
+    /// apart, and from every other field of the group and of any object next to it.
+    /// </remarks>
+    [StructLayout(LayoutKind.Explicit, Size = 216)]
     private struct ChildCounts
     {
         /// <summary>Children ever counted in, plus <see cref="Finished"/> once the group has finished.</summary>
         [FieldOffset(64)]
         public long Started;
 
+        /// <summary>An ended count (without its flag) that a start has read, on the line of the starts that read it.</summary>
+        [FieldOffset(72)]
+        public long EndedSeen;
+
         /// <summary>Children ever ended, plus <see cref="BodyEnded"/> once the body has let go.</summary>
-        [FieldOffset(128)]
+        [FieldOffset(144)]
         public long Ended;
     }
 

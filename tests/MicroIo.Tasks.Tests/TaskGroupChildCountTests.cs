@@ -213,29 +213,92 @@ public sealed class TaskGroupChildCountTests
         seenOnTheOwnersThread.ShouldBeNull();
     }
 
-    [Fact]
-    public async Task StartSoon_WhenTheChildCountIsFull_ThrowsInvalidOperationAndTheGroupGoesOn()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task StartSoon_WhenTheChildCountIsFull_ThrowsInvalidOperationAndTheGroupGoesOn(bool afterTheBodyEnded)
     {
-        // The count cannot be filled by starting a billion children in a test: count that many in, none of them ended.
-        Exception? thrown = null;
-        var ranAfter = false;
+        // The count cannot be filled by starting a billion children in a test: count all but one of them in, none ended.
+        // Children wait on the test's context, so none ends while the counts are set by hand.
+        const long Most = (1 << 30) - 1;
+        Exception? refused = null;
+        var ran = 0;
+        Task? run = null;
 
-        await Task.Run(() => TaskGroup.RunAsync(group =>
+        void FillAndStart(TaskGroup group)
         {
-            var held = ChildCounts.Get(group);
-            ChildCounts.Set(group, started: (1 << 30) - 1, ended: 0);
-            thrown = Should.Throw<InvalidOperationException>(() => group.StartSoon(_ => Task.CompletedTask));
-            ChildCounts.Set(group, held.Started, held.Ended);
-            group.StartSoon(_ =>
+            var held = GroupCounts.Get(group);
+            GroupCounts.Set(group, started: held.Started + Most - 1, ended: held.Ended);
+            group.StartSoon(_ => Count());
+            refused = Should.Throw<InvalidOperationException>(() => group.StartSoon(_ => Count()));
+
+            // Back to the one real child counted in, and a place for another.
+            GroupCounts.Set(group, started: held.Started + 1, ended: held.Ended);
+            group.StartSoon(_ => Count());
+        }
+
+        Task Count()
+        {
+            Interlocked.Increment(ref ran);
+            return Task.CompletedTask;
+        }
+
+        ManualSynchronizationContext.Run(context =>
+        {
+            run = TaskGroup.RunAsync(group =>
             {
-                ranAfter = true;
+                if (afterTheBodyEnded)
+                {
+                    // Run where the body has let go of the group, just before it would finish.
+                    group.BeforeFinishingForTests = () =>
+                    {
+                        group.BeforeFinishingForTests = null;
+                        FillAndStart(group);
+                    };
+                }
+                else
+                {
+                    FillAndStart(group);
+                }
+
                 return Task.CompletedTask;
             });
-            return Task.CompletedTask;
-        })).WaitAsync(s_bound);
+            context.RunPending();
+        });
+        await run!.WaitAsync(s_bound);
 
-        thrown!.Message.ShouldContain("too many children");
-        ranAfter.ShouldBeTrue();
+        refused!.Message.ShouldContain("too many children");
+        ran.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task StartSoon_AfterEveryChildSoFarEndedWhileTheBodyRuns_IsAcceptedAndWaitedFor()
+    {
+        // The counts then match, as they do when the group finishes: only the body's end lets them finish it.
+        (bool Finished, int Running)? afterTheFirst = null;
+        var ranTheSecond = false;
+        Task? run = null;
+
+        ManualSynchronizationContext.Run(context =>
+        {
+            run = TaskGroup.RunAsync(group =>
+            {
+                group.StartSoon(_ => Task.CompletedTask);
+                context.RunPending();
+                afterTheFirst = (group.IsFinished, group.RunningCount);
+                group.StartSoon(_ =>
+                {
+                    ranTheSecond = true;
+                    return Task.CompletedTask;
+                });
+                return Task.CompletedTask;
+            });
+            context.RunPending();
+        });
+        await run!.WaitAsync(s_bound);
+
+        afterTheFirst.ShouldBe((false, 0));
+        ranTheSecond.ShouldBeTrue();
     }
 
     [Fact]
@@ -251,7 +314,7 @@ public sealed class TaskGroupChildCountTests
         await Task.Run(() => TaskGroup.RunAsync(group =>
         {
             theGroup = group;
-            ChildCounts.Set(group, started: Lifetime, ended: Lifetime);
+            GroupCounts.Set(group, started: Lifetime, ended: Lifetime);
             for (var i = 0; i < 3; i++)
             {
                 group.StartSoon(_ =>
@@ -270,7 +333,7 @@ public sealed class TaskGroupChildCountTests
         theGroup!.RunningCount.ShouldBe(0);
         theGroup.IsFinished.ShouldBeTrue();
         // Less the flags for the finish and the body's end, which sit above every count.
-        var (started, ended) = ChildCounts.Get(theGroup);
+        var (started, ended) = GroupCounts.Get(theGroup);
         (started & Flags, ended & Flags).ShouldBe((1L << 62, 1L << 62));
         (started & ~Flags, ended & ~Flags).ShouldBe((Lifetime + 3, Lifetime + 3));
     }
@@ -416,7 +479,7 @@ public sealed class TaskGroupChildCountTests
     }
 
     /// <summary>Reads and sets a group's started and ended counts, for states no test could reach by starting children.</summary>
-    private static class ChildCounts
+    private static class GroupCounts
     {
         private static readonly FieldInfo s_counts = typeof(TaskGroup).GetField("_counts", BindingFlags.NonPublic | BindingFlags.Instance)!;
         private static readonly FieldInfo s_started = s_counts.FieldType.GetField("Started")!;
