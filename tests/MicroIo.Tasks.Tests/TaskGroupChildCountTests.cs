@@ -310,25 +310,32 @@ public sealed class TaskGroupChildCountTests
         var ran = 0;
         TaskGroup? theGroup = null;
         var running = -1;
+        Task? run = null;
 
-        await Task.Run(() => TaskGroup.RunAsync(group =>
+        // Children wait on the test's context, so all three are running when the body counts them.
+        ManualSynchronizationContext.Run(context =>
         {
-            theGroup = group;
-            GroupCounts.Set(group, started: Lifetime, ended: Lifetime);
-            for (var i = 0; i < 3; i++)
+            run = TaskGroup.RunAsync(group =>
             {
-                group.StartSoon(_ =>
+                theGroup = group;
+                GroupCounts.Set(group, started: Lifetime, ended: Lifetime);
+                for (var i = 0; i < 3; i++)
                 {
-                    Interlocked.Increment(ref ran);
-                    return Task.CompletedTask;
-                });
-            }
+                    group.StartSoon(_ =>
+                    {
+                        ran++;
+                        return Task.CompletedTask;
+                    });
+                }
 
-            running = group.RunningCount;
-            return Task.CompletedTask;
-        })).WaitAsync(s_bound);
+                running = group.RunningCount;
+                return Task.CompletedTask;
+            });
+            context.RunPending();
+        });
+        await run!.WaitAsync(s_bound);
 
-        running.ShouldBeInRange(0, 3);
+        running.ShouldBe(3);
         ran.ShouldBe(3);
         theGroup!.RunningCount.ShouldBe(0);
         theGroup.IsFinished.ShouldBeTrue();
