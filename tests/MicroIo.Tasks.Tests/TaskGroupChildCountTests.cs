@@ -223,7 +223,6 @@ public sealed class TaskGroupChildCountTests
         const long Most = (1 << 30) - 1;
         Exception? refused = null;
         var ran = 0;
-        Task? run = null;
 
         void FillAndStart(TaskGroup group)
         {
@@ -243,29 +242,24 @@ public sealed class TaskGroupChildCountTests
             return Task.CompletedTask;
         }
 
-        ManualSynchronizationContext.Run(context =>
+        await RunWithChildrenOnAManualContextAsync((group, _) =>
         {
-            run = TaskGroup.RunAsync(group =>
+            if (afterTheBodyEnded)
             {
-                if (afterTheBodyEnded)
+                // Run where the body has let go of the group, just before it would finish.
+                group.BeforeFinishingForTests = () =>
                 {
-                    // Run where the body has let go of the group, just before it would finish.
-                    group.BeforeFinishingForTests = () =>
-                    {
-                        group.BeforeFinishingForTests = null;
-                        FillAndStart(group);
-                    };
-                }
-                else
-                {
+                    group.BeforeFinishingForTests = null;
                     FillAndStart(group);
-                }
+                };
+            }
+            else
+            {
+                FillAndStart(group);
+            }
 
-                return Task.CompletedTask;
-            });
-            context.RunPending();
+            return Task.CompletedTask;
         });
-        await run!.WaitAsync(s_bound);
 
         refused!.Message.ShouldContain("too many children");
         ran.ShouldBe(2);
@@ -277,25 +271,19 @@ public sealed class TaskGroupChildCountTests
         // The counts then match, as they do when the group finishes: only the body's end lets them finish it.
         (bool Finished, int Running)? afterTheFirst = null;
         var ranTheSecond = false;
-        Task? run = null;
 
-        ManualSynchronizationContext.Run(context =>
+        await RunWithChildrenOnAManualContextAsync((group, context) =>
         {
-            run = TaskGroup.RunAsync(group =>
+            group.StartSoon(_ => Task.CompletedTask);
+            context.RunPending();
+            afterTheFirst = (group.IsFinished, group.RunningCount);
+            group.StartSoon(_ =>
             {
-                group.StartSoon(_ => Task.CompletedTask);
-                context.RunPending();
-                afterTheFirst = (group.IsFinished, group.RunningCount);
-                group.StartSoon(_ =>
-                {
-                    ranTheSecond = true;
-                    return Task.CompletedTask;
-                });
+                ranTheSecond = true;
                 return Task.CompletedTask;
             });
-            context.RunPending();
+            return Task.CompletedTask;
         });
-        await run!.WaitAsync(s_bound);
 
         afterTheFirst.ShouldBe((false, 0));
         ranTheSecond.ShouldBeTrue();
@@ -310,30 +298,24 @@ public sealed class TaskGroupChildCountTests
         var ran = 0;
         TaskGroup? theGroup = null;
         var running = -1;
-        Task? run = null;
 
         // Children wait on the test's context, so all three are running when the body counts them.
-        ManualSynchronizationContext.Run(context =>
+        await RunWithChildrenOnAManualContextAsync((group, _) =>
         {
-            run = TaskGroup.RunAsync(group =>
+            theGroup = group;
+            GroupCounts.Set(group, started: Lifetime, ended: Lifetime);
+            for (var i = 0; i < 3; i++)
             {
-                theGroup = group;
-                GroupCounts.Set(group, started: Lifetime, ended: Lifetime);
-                for (var i = 0; i < 3; i++)
+                group.StartSoon(_ =>
                 {
-                    group.StartSoon(_ =>
-                    {
-                        ran++;
-                        return Task.CompletedTask;
-                    });
-                }
+                    ran++;
+                    return Task.CompletedTask;
+                });
+            }
 
-                running = group.RunningCount;
-                return Task.CompletedTask;
-            });
-            context.RunPending();
+            running = group.RunningCount;
+            return Task.CompletedTask;
         });
-        await run!.WaitAsync(s_bound);
 
         running.ShouldBe(3);
         ran.ShouldBe(3);
@@ -461,6 +443,19 @@ public sealed class TaskGroupChildCountTests
         }
 
         refusedSome.ShouldBeTrue();
+    }
+
+    /// <summary>Runs a group whose children wait on a manual context, runs what its body left there, and waits for the group.</summary>
+    /// <remarks>No child runs until the body (through the context it is given) or the end of the body runs the context.</remarks>
+    private static Task RunWithChildrenOnAManualContextAsync(Func<TaskGroup, ManualSynchronizationContext, Task> body)
+    {
+        Task? run = null;
+        ManualSynchronizationContext.Run(context =>
+        {
+            run = TaskGroup.RunAsync(group => body(group, context));
+            context.RunPending();
+        });
+        return run!.WaitAsync(s_bound);
     }
 
     private static Task RunOn(SynchronizationContext context, Func<Task> start)
