@@ -221,7 +221,7 @@ public class ServiceThread
             // callbacks take to settle the start, orders this call strictly before or after the stop.
             if (_scope.IsClosed)
             {
-                SettleLocked(_scope.Exception ?? StoppedBeforeStart());
+                SettleLocked(StopFailure());
             }
             else
             {
@@ -524,7 +524,11 @@ public class ServiceThread
         {
             if (!_isSettled)
             {
-                SettleLocked(new InvalidOperationException($"The service '{Name}' ended without calling Started()."));
+                // A close releases the body's waits before it runs OnScopeClosed, so a body that ended because it was
+                // stopped can get here first: it must report the stop, as OnScopeClosed would have.
+                SettleLocked(_scope.IsClosed
+                    ? StopFailure()
+                    : new InvalidOperationException($"The service '{Name}' ended without calling Started()."));
             }
         }
 
@@ -538,7 +542,7 @@ public class ServiceThread
         {
             if (!_isSettled)
             {
-                SettleLocked(_scope.Exception ?? StoppedBeforeStart());
+                SettleLocked(StopFailure());
             }
         }
 
@@ -558,8 +562,9 @@ public class ServiceThread
         _startFailure = failure;
     }
 
-    private ClosedResourceException StoppedBeforeStart() =>
-        new(_scope.Reason is { } reason
+    /// <summary>Makes the reason a start did not happen because the scope closed first: its failure, or a stop.</summary>
+    private Exception StopFailure() =>
+        _scope.Exception ?? new ClosedResourceException(_scope.Reason is { } reason
             ? $"The service '{Name}' was stopped before it reported started: {reason}."
             : $"The service '{Name}' was stopped before it reported started.");
 

@@ -558,6 +558,38 @@ public class ServiceThreadTests
         service.Join(s_bound).ShouldBeTrue();
     }
 
+    [Fact]
+    public void Scope_ClosedAndBodyEndsBeforeTheServiceSeesTheClose_ReportsTheStop()
+    {
+        var service = new ServiceThread(s => s.Scope.Wait(Timeout.InfiniteTimeSpan));
+        service.Start();
+        // Token callbacks run last-registered first, so this one runs before the service's own and holds it back until
+        // the body, which the close released, has ended.
+        var endedFirst = false;
+        service.Scope.Token.Register(() => endedFirst = service.Join(s_bound));
+
+        service.Scope.Close("direct");
+
+        endedFirst.ShouldBeTrue();
+        var inner = Should.Throw<ServiceStartException>(() => service.WaitStarted(s_bound)).InnerException.ShouldBeOfType<ClosedResourceException>();
+        inner.Message.ShouldContain("direct");
+    }
+
+    [Fact]
+    public void Scope_FailedAndBodyEndsBeforeTheServiceSeesTheFailure_ReportsTheFailure()
+    {
+        var service = new ServiceThread(s => s.Scope.Wait(Timeout.InfiniteTimeSpan));
+        service.Start();
+        var endedFirst = false;
+        service.Scope.Token.Register(() => endedFirst = service.Join(s_bound));
+        var failure = new TimeoutException("peer gone");
+
+        service.Scope.Fail(failure);
+
+        endedFirst.ShouldBeTrue();
+        Should.Throw<ServiceStartException>(() => service.WaitStarted(s_bound)).InnerException.ShouldBeSameAs(failure);
+    }
+
     private sealed class CountingService : ServiceThread
     {
         public int Runs { get; private set; }
