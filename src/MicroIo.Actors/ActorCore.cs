@@ -118,7 +118,7 @@ public sealed class ActorCore<T>
             {
                 // Supervising, so that a failing handler does not cancel the handlers already running: every message
                 // taken is handled to the end, and the dispatcher stops taking more once a handler has failed.
-                await TaskGroup.RunAsync(group => DispatchAsync(_concurrent!, group), s_supervise, cancellationToken).ConfigureAwait(true);
+                await TaskGroup.RunAsync(group => DispatchAsync(_concurrent!, group, cancellationToken), s_supervise, cancellationToken).ConfigureAwait(true);
             }
         }
         finally
@@ -127,8 +127,11 @@ public sealed class ActorCore<T>
         }
     }
 
-    private static bool IsCancellation(Exception exception, CancelScope? runScope, CancellationToken token) =>
-        exception is OperationCanceledException && (token.IsCancellationRequested || runScope?.IsCancellationRequested == true);
+    // The run's token is checked apart from the scope linked to it: a cancellation runs the token's callbacks newest first,
+    // so a handler waiting on the run's token itself can end before the older link has cancelled the run's scope.
+    private static bool IsCancellation(Exception exception, CancelScope? runScope, CancellationToken token, CancellationToken runToken = default) =>
+        exception is OperationCanceledException
+        && (token.IsCancellationRequested || runToken.IsCancellationRequested || runScope?.IsCancellationRequested == true);
 
     // Every await here keeps the caller's context (ConfigureAwait(true)): handlers must run where the actor's owner runs.
     // The run's scope is taken once, at the start: a handler's own inner scope, still entered when a synchronous handler
@@ -177,7 +180,7 @@ public sealed class ActorCore<T>
     private bool TryTake([MaybeNullWhen(false)] out T item) =>
         Mailbox is Mailbox<T> direct ? direct.TryGet(out item) : Mailbox.TryGet(out item);
 
-    private async Task DispatchAsync(Func<T, Action, CancellationToken, Task> handler, TaskGroup group)
+    private async Task DispatchAsync(Func<T, Action, CancellationToken, Task> handler, TaskGroup group, CancellationToken runToken)
     {
         while (await WaitToDispatchAsync(group.Token).ConfigureAwait(true))
         {
@@ -204,7 +207,7 @@ public sealed class ActorCore<T>
                     await handler(item, () => released.TrySetResult(), token).ConfigureAwait(true);
                     failed = false;
                 }
-                catch (Exception ex) when (!IsCancellation(ex, runScope, token))
+                catch (Exception ex) when (!IsCancellation(ex, runScope, token, runToken))
                 {
                     _handlerFailed = true;
                     Mailbox.Fail(ex);

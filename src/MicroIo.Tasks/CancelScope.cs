@@ -933,6 +933,15 @@ public sealed class CancelScope
             || (active && (_callerToken.IsCancellationRequested || (!Volatile.Read(ref _shield) && _parent is { } parent && parent.IsCancellationRequested)));
     }
 
+    /// <summary>Answers whether <see cref="Token"/> is cancelled or is being cancelled, for any cause.</summary>
+    /// <remarks>
+    /// A cancellation runs its token's callbacks newest first, so code woken by a caller's token (or an enclosing scope's)
+    /// that it registered on itself can run before the older link that cancels this scope's source. The records, and the
+    /// caller's token, where a cancellation starts, already show it then.
+    /// </remarks>
+    internal bool IsCancellationUnderway() =>
+        (Volatile.Read(ref _cts) is { } cts && cts.IsCancellationRequested) || IsCancelledByRecords();
+
     /// <summary>
     /// Answers, from the scopes' own records only (never from a token's source), whether this scope or what it listens to
     /// may be cancelled; every way MicroIo sets such a record advances the epoch after it.

@@ -271,9 +271,10 @@ public sealed class TaskGroup
         }
         catch (OperationCanceledException ex)
         {
-            // Cancelled from outside, the children are cancelled already; a cancellation of the body's own stops them.
+            // Cancelled from outside, the children are cancelled already or about to be; a cancellation of the body's own
+            // stops them.
             passThrough = ex;
-            if (!_scope.IsCancellationRequested)
+            if (!_scope.IsCancellationUnderway())
             {
                 CancelGroup("the body ended with a cancellation of its own");
             }
@@ -565,7 +566,7 @@ public sealed class TaskGroup
 
     private void OnChildEnded(Exception exception, bool cancelledByStarter = false)
     {
-        if (exception is OperationCanceledException && (_scope.IsCancellationRequested || cancelledByStarter))
+        if (exception is OperationCanceledException && (_scope.IsCancellationUnderway() || cancelledByStarter))
         {
             lock (_lock)
             {

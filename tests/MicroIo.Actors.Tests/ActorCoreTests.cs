@@ -248,6 +248,30 @@ public class ActorCoreTests
     }
 
     [Fact]
+    public async Task Concurrent_CancelledWhileAHandlerWaitsOnTheRunsTokenItself_StopsWithoutFailingMailbox()
+    {
+        using var cts = new CancellationTokenSource();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var actor = new ActorCore<int>(async (item, release, ct) =>
+        {
+            // Registered after the run's own link to the token, so the cancellation reaches this wait first, and ends the
+            // handler inline (no context to return to) before it reaches the run.
+            var wait = new TaskCompletionSource();
+            using var registration = cts.Token.Register(() => wait.TrySetCanceled(cts.Token));
+            started.SetResult();
+            await wait.Task.ConfigureAwait(false);
+        });
+        actor.Submit(1);
+
+        var run = actor.RunAsync(cts.Token);
+        await started.Task.WaitAsync(s_bound);
+        await Task.Run(cts.Cancel);
+
+        await Should.ThrowAsync<OperationCanceledException>(run.WaitAsync(s_bound));
+        actor.Mailbox.IsClosed.ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task RunAsync_Twice_Throws()
     {
         var actor = new ActorCore<int>((i, ct) => Task.CompletedTask);

@@ -460,6 +460,64 @@ public class TaskGroupTests
     }
 
     [Fact]
+    public async Task CallerTokenCancelled_ChildWaitingOnTheCallersTokenItself_IsNotAFailure()
+    {
+        using var caller = new CancellationTokenSource();
+        var childWaits = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var run = TaskGroup.RunAsync(
+            async group =>
+            {
+                group.StartSoon(async _ =>
+                {
+                    // Registered after the group's own link to the caller's token, so the cancellation reaches this wait
+                    // first, and (inline continuations) ends the child before it reaches the group.
+                    var wait = new TaskCompletionSource();
+                    using var registration = caller.Token.Register(() => wait.TrySetCanceled(caller.Token));
+                    childWaits.SetResult();
+                    await wait.Task;
+                });
+                await Task.Delay(Timeout.Infinite, group.Token);
+            },
+            caller.Token);
+        await childWaits.Task.WaitAsync(s_bound);
+
+        // From a thread with no synchronization context, where the child's await continuation runs inline.
+        await Task.Run(caller.Cancel);
+
+        var thrown = await Should.ThrowAsync<OperationCanceledException>(run.WaitAsync(s_bound));
+        thrown.CancellationToken.ShouldBe(caller.Token);
+    }
+
+    [Fact]
+    public async Task CallerTokenCancelled_BodyWaitingOnTheCallersTokenItself_IsNotTheBodysOwnCancellation()
+    {
+        using var caller = new CancellationTokenSource();
+        var bodyWaits = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        TaskGroup? seen = null;
+
+        var run = TaskGroup.RunAsync(
+            async group =>
+            {
+                seen = group;
+                group.StartSoon(ct => Task.Delay(Timeout.Infinite, ct));
+                var wait = new TaskCompletionSource();
+                using var registration = caller.Token.Register(() => wait.TrySetCanceled(caller.Token));
+                bodyWaits.SetResult();
+
+                // Not back on the test's context: the body's continuation runs inline, where the cancellation starts.
+                await wait.Task.ConfigureAwait(false);
+            },
+            caller.Token);
+        await bodyWaits.Task.WaitAsync(s_bound);
+        await Task.Run(caller.Cancel);
+
+        var thrown = await Should.ThrowAsync<OperationCanceledException>(run.WaitAsync(s_bound));
+        thrown.CancellationToken.ShouldBe(caller.Token);
+        seen!.CancelScope.Reason.ShouldBeNull();
+    }
+
+    [Fact]
     public async Task OuterScopeCancelled_GroupStopsAndOuterCatches()
     {
         var outer = new CancelScope();

@@ -53,8 +53,9 @@ public class ThreadingStressTests(ITestOutputHelper output)
             }
             else
             {
-                startOutcome.ShouldBeOfType<ServiceStartException>();
-                asyncStartOutcome.ShouldBeOfType<ServiceStartException>();
+                // Every body here ends only once stopped, whether it signalled or not: the stop is why it did not start.
+                startOutcome.ShouldBeOfType<ServiceStartException>().InnerException.ShouldBeOfType<ClosedResourceException>();
+                asyncStartOutcome.ShouldBeOfType<ServiceStartException>().InnerException.ShouldBeOfType<ClosedResourceException>();
             }
 
             return 1;
