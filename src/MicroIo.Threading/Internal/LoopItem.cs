@@ -11,6 +11,9 @@ internal abstract class LoopItem(ExecutionContext? context)
 {
     public ExecutionContext? Context => context;
 
+    /// <summary>Gets or sets the item queued next to this one; the loop's queue links its items through it.</summary>
+    public LoopItem? Next { get; set; }
+
     /// <summary>Runs the work on the loop thread.</summary>
     public abstract void Invoke();
 

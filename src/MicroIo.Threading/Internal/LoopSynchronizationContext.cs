@@ -7,12 +7,16 @@ namespace MicroIo.Internal;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Whether a callback is accepted is decided under the queue's lock, and so is the loop's end, in two steps. Once the main
-/// task and every <c>async void</c> method have completed, the loop refuses work offered through the service's API
-/// (<c>external</c>), so a caller that keeps offering work cannot keep it alive; it still accepts continuations posted by
-/// work already on it. It ends only when it then finds its queue empty, and marks itself closed in that same critical
-/// section. So a callback is either accepted and run by the loop, or refused (and the caller told); none is accepted and
-/// then lost.
+/// Callers offer work without a lock: each item is pushed with one compare-and-swap onto a stack of offered items, which
+/// the loop takes whole with one exchange and runs oldest first. A hand-over then moves only the stack's head and the
+/// item between the two threads' caches, not a lock, a queue and its array as well.
+/// </para>
+/// <para>
+/// The loop's end is decided in two steps. Once the main task and every <c>async void</c> method have completed, the loop
+/// refuses work offered through the service's API (<c>external</c>), so a caller that keeps offering work cannot keep it
+/// alive; it still accepts continuations posted by work already on it. It ends only by swapping an empty stack for an end
+/// marker, in one compare-and-swap that fails if anything was pushed, and a push fails once it finds the marker. So a
+/// callback is either accepted and run by the loop, or refused (and the caller told); none is accepted and then lost.
 /// </para>
 /// <para>
 /// A callback that throws goes to the error handler (a service records it as its failure and keeps the loop running so
@@ -30,21 +34,24 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
 
     // Monitor (not System.Threading.Lock) because the loop thread sleeps with Monitor.Wait until work arrives.
     private readonly object _lock = new();
-    private readonly Queue<LoopItem> _queue = new();
     private readonly Action<Exception>? _onError;
     private int _threadId;
     private int _operations;
-    private bool _externalClosed;
-    private bool _closed;
 
-    // The queue's length, written under the lock and read without it while the loop spins.
-    private int _queued;
+    // Items offered and not yet taken, newest first, linked through LoopItem.Next; EndMarker.Instance once the loop has ended.
+    private LoopItem? _pushed;
+
+    // Loop thread only: items taken from _pushed and not yet run, oldest first.
+    private LoopItem? _taken;
+
+    // Set once the loop has nothing left to wait for: work offered through the service's API is refused from then on.
+    private volatile bool _externalClosed;
 
     // Set under the lock while the loop thread sleeps in Monitor.Wait: only then does new work (or a reason to end) pulse.
-    private bool _sleeping;
+    private volatile bool _sleeping;
 
     // Set while the loop thread spins for work: work offered then is taken at once.
-    private bool _looking;
+    private volatile bool _looking;
 
     /// <summary>Initializes a loop; <paramref name="onError"/> receives every exception a callback throws, or, when null, such an exception ends the loop.</summary>
     public LoopSynchronizationContext(Action<Exception>? onError)
@@ -67,19 +74,10 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
 
     /// <summary>Gets a value indicating whether the loop thread is spinning for work, so that work offered now is taken at once.</summary>
     /// <remarks>A hint, read without the lock: a caller may use it to decide whether waiting briefly for a quick answer is worth it.</remarks>
-    public bool IsLookingForWork => Volatile.Read(ref _looking);
+    public bool IsLookingForWork => _looking;
 
     /// <summary>Gets a value indicating whether the loop has ended and accepts no more callbacks.</summary>
-    public bool IsClosed
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _closed;
-            }
-        }
-    }
+    public bool IsClosed => Volatile.Read(ref _pushed) == EndMarker.Instance;
 
     /// <inheritdoc/>
     /// <remarks>
@@ -154,18 +152,38 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
     /// </param>
     public bool TryEnqueue(LoopItem item, bool external)
     {
-        lock (_lock)
+        // A caller that read the flag just before the loop set it may still push: the loop takes and runs that item, as
+        // it does everything pushed before its end marker.
+        if (external && _externalClosed)
         {
-            if (_closed || (external && _externalClosed))
+            return false;
+        }
+
+        var head = Volatile.Read(ref _pushed);
+        while (true)
+        {
+            if (head == EndMarker.Instance)
             {
                 return false;
             }
 
-            _queue.Enqueue(item);
-            _queued = _queue.Count;
-            WakeLocked();
-            return true;
+            item.Next = head;
+            var seen = Interlocked.CompareExchange(ref _pushed, item, head);
+            if (seen == head)
+            {
+                break;
+            }
+
+            head = seen;
         }
+
+        // After the push's full fence: a loop that then reads the stack empty has set _sleeping before, and the push sees it.
+        if (_sleeping)
+        {
+            Wake();
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -245,53 +263,80 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
         var spinner = default(SpinWait);
         while (true)
         {
-            // Spin first, outside the lock, while nothing is queued and the main task runs (both read without the lock, and
-            // decided again under it): a caller that offers work meanwhile takes the lock uncontended, and the loop takes the
-            // work at once instead of being woken.
-            if (spinner.Count < Spins && Volatile.Read(ref _queued) == 0 && !main.IsCompleted)
+            if (!_externalClosed && main.IsCompleted && Volatile.Read(ref _operations) <= 0)
             {
-                Volatile.Write(ref _looking, true);
+                // Work offered from outside is refused from now on; what was accepted before still runs.
+                _externalClosed = true;
+            }
+
+            if (_taken is { } next)
+            {
+                _taken = next.Next;
+                next.Next = null;
+                return next;
+            }
+
+            var pushed = Volatile.Read(ref _pushed);
+            if (pushed is not null)
+            {
+                _taken = OldestFirst(Interlocked.Exchange(ref _pushed, null));
+                continue;
+            }
+
+            // Spin first, while nothing is offered and the main task runs: work offered meanwhile is taken at once, instead
+            // of waking a sleeping thread.
+            if (spinner.Count < Spins && !main.IsCompleted)
+            {
+                _looking = true;
                 do
                 {
                     spinner.SpinOnce(sleep1Threshold: -1);
                 }
-                while (spinner.Count < Spins && Volatile.Read(ref _queued) == 0);
+                while (spinner.Count < Spins && Volatile.Read(ref _pushed) is null);
+                _looking = false;
+                continue;
             }
 
             lock (_lock)
             {
-                _looking = false;
-                var idle = main.IsCompleted && _operations <= 0;
-                if (idle)
+                if (main.IsCompleted && _operations <= 0)
                 {
-                    // Work offered from outside is refused from now on; what was accepted before still runs.
                     _externalClosed = true;
+
+                    // Ends only with nothing offered, in the step that makes every later push fail: nothing accepted is left unrun.
+                    if (Interlocked.CompareExchange(ref _pushed, EndMarker.Instance, null) is null)
+                    {
+                        return null;
+                    }
+
+                    continue;
                 }
 
-                if (_queue.TryDequeue(out var item))
-                {
-                    _queued = _queue.Count;
-                    return item;
-                }
-
-                if (idle)
-                {
-                    // Decided under the lock that TryEnqueue takes, with the queue empty: nothing accepted is left unrun.
-                    _closed = true;
-                    return null;
-                }
-
+                // A Dekker handshake with TryEnqueue: the flag, a full fence, then the stack; a push, its fence, then the flag.
                 _sleeping = true;
-                try
+                Interlocked.MemoryBarrier();
+                if (Volatile.Read(ref _pushed) is null)
                 {
                     Monitor.Wait(_lock);
                 }
-                finally
-                {
-                    _sleeping = false;
-                }
+
+                _sleeping = false;
             }
         }
+    }
+
+    /// <summary>Turns a list of items linked newest first into the same items linked oldest first.</summary>
+    private static LoopItem? OldestFirst(LoopItem? newestFirst)
+    {
+        LoopItem? oldestFirst = null;
+        while (newestFirst is { } item)
+        {
+            newestFirst = item.Next;
+            item.Next = oldestFirst;
+            oldestFirst = item;
+        }
+
+        return oldestFirst;
     }
 
     /// <summary>Wakes the loop thread if it sleeps; called under the lock, after a change that may give it work or let it end.</summary>
@@ -314,19 +359,28 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
     /// <summary>Closes the loop and hands on whatever it had accepted but not run (only when it ended by an exception).</summary>
     private void Shutdown()
     {
-        LoopItem[] left;
-        lock (_lock)
-        {
-            _externalClosed = true;
-            _closed = true;
-            left = [.. _queue];
-            _queue.Clear();
-            _queued = 0;
-        }
+        _externalClosed = true;
+        var pushed = Interlocked.Exchange(ref _pushed, EndMarker.Instance);
+        AbandonAll(_taken);
+        _taken = null;
+        AbandonAll(pushed == EndMarker.Instance ? null : OldestFirst(pushed));
+    }
 
-        foreach (var item in left)
+    private static void AbandonAll(LoopItem? oldestFirst)
+    {
+        while (oldestFirst is { } item)
         {
+            oldestFirst = item.Next;
+            item.Next = null;
             item.Abandon();
         }
+    }
+
+    /// <summary>The value of the stack of offered items once the loop has ended: no item is pushed onto it.</summary>
+    private sealed class EndMarker() : LoopItem(context: null)
+    {
+        public static readonly EndMarker Instance = new();
+
+        public override void Invoke() => throw new InvalidOperationException("The loop's end marker never runs.");
     }
 }

@@ -63,6 +63,88 @@ public class ThreadingStressTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task EventLoop_PostsRacingTheLoopsEnd_EveryCallbackRunsExactlyOnce()
+    {
+        await StressRun.RunAsync(output, async (random, iteration) =>
+        {
+            var posters = random.Next(1, 4);
+            var perPoster = random.Next(1, 100);
+            var runs = new int[posters * perPoster];
+            var releaseMain = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var loopReady = new TaskCompletionSource<SynchronizationContext>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var loop = DedicatedThread.Run(() => EventLoop.Run(() =>
+            {
+                loopReady.SetResult(SynchronizationContext.Current!);
+                return releaseMain.Task;
+            }));
+            var context = await loopReady.Task.WaitAsync(s_bound);
+
+            // Posts land before, during and after the loop's end: each runs on the loop or, refused, on the thread pool.
+            var seeds = Enumerable.Range(0, posters).Select(_ => random.Next()).ToArray();
+            var posting = Enumerable.Range(0, posters).Select(p => Task.Run(() =>
+            {
+                var own = new Random(seeds[p]);
+                for (var i = 0; i < perPoster; i++)
+                {
+                    var slot = (p * perPoster) + i;
+                    Thread.SpinWait(own.Next(200));
+                    context.Post(_ => Interlocked.Increment(ref runs[slot]), null);
+                }
+            })).ToList();
+            Thread.SpinWait(random.Next(5_000));
+            releaseMain.SetResult();
+
+            await Task.WhenAll(posting).WaitAsync(s_bound);
+            await loop.WaitAsync(s_bound);
+
+            // Callbacks refused by the ended loop run on the thread pool, maybe still now.
+            var allRan = await Task.Run(() => SpinWait.SpinUntil(() => Enumerable.Range(0, runs.Length).All(k => Volatile.Read(ref runs[k]) != 0), s_bound));
+            allRan.ShouldBeTrue("a posted callback never ran");
+            runs.ShouldAllBe(r => r == 1);
+            return runs.Length;
+        });
+    }
+
+    [Fact]
+    public async Task LoopServiceThreadCallSync_LandingAsTheLoopGoesToSleep_NoneIsMissed()
+    {
+        await StressRun.RunAsync(output, async (random, iteration) =>
+        {
+            var service = new LoopServiceThread();
+            service.Start();
+            service.WaitStarted(s_bound);
+            var calls = random.Next(20, 200);
+
+            // Pauses from none to past the loop's spin, so calls land while it spins, as it goes to sleep, and while it sleeps.
+            var answered = await Task.Run(() =>
+            {
+                var sum = 0;
+                for (var i = 0; i < calls; i++)
+                {
+                    var pause = random.Next(4);
+                    if (pause == 3)
+                    {
+                        Thread.Sleep(random.Next(2));
+                    }
+                    else
+                    {
+                        Thread.SpinWait(random.Next(pause * 2_000));
+                    }
+
+                    sum += service.CallSync(() => 1, s_bound);
+                }
+
+                return sum;
+            });
+
+            service.Stop();
+            (await service.JoinAsync(s_bound)).ShouldBeTrue();
+            answered.ShouldBe(calls);
+            return calls;
+        });
+    }
+
+    [Fact]
     public async Task LoopServiceThreadCallSync_RacingStop_EveryCallRunsOnceOrIsRefusedAndNoneHangs()
     {
         await StressRun.RunAsync(output, async (random, iteration) =>
