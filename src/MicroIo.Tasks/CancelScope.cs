@@ -933,11 +933,12 @@ public sealed class CancelScope
             || (active && (_callerToken.IsCancellationRequested || (!Volatile.Read(ref _shield) && _parent is { } parent && parent.IsCancellationRequested)));
     }
 
-    /// <summary>Answers whether <see cref="Token"/> is cancelled or is being cancelled, for any cause.</summary>
+    /// <summary>Answers whether <see cref="Token"/> is cancelled, or a cancellation that will cancel it has begun.</summary>
     /// <remarks>
     /// A cancellation runs its token's callbacks newest first, so code woken by a caller's token (or an enclosing scope's)
-    /// that it registered on itself can run before the older link that cancels this scope's source. The records, and the
-    /// caller's token, where a cancellation starts, already show it then.
+    /// that it registered on itself can run before the older link that cancels this scope's source. The scopes' records,
+    /// and the caller's token, where such a cancellation starts, already show it then. A cancellation that shows only in an
+    /// enclosing scope's token (a link removed while its callback was on its way) is not seen.
     /// </remarks>
     internal bool IsCancellationUnderway() =>
         (Volatile.Read(ref _cts) is { } cts && cts.IsCancellationRequested) || IsCancelledByRecords();

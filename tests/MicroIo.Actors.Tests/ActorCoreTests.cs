@@ -263,7 +263,8 @@ public class ActorCoreTests
         });
         actor.Submit(1);
 
-        var run = actor.RunAsync(cts.Token);
+        // Off the test's synchronization context: the actor awaits its handlers on the caller's, and the race needs inline continuations.
+        var run = Task.Run(() => actor.RunAsync(cts.Token));
         await started.Task.WaitAsync(s_bound);
         await Task.Run(cts.Cancel);
 

@@ -475,7 +475,7 @@ public class TaskGroupTests
                     var wait = new TaskCompletionSource();
                     using var registration = caller.Token.Register(() => wait.TrySetCanceled(caller.Token));
                     childWaits.SetResult();
-                    await wait.Task;
+                    await wait.Task.ConfigureAwait(false);
                 });
                 await Task.Delay(Timeout.Infinite, group.Token);
             },
@@ -487,6 +487,36 @@ public class TaskGroupTests
 
         var thrown = await Should.ThrowAsync<OperationCanceledException>(run.WaitAsync(s_bound));
         thrown.CancellationToken.ShouldBe(caller.Token);
+    }
+
+    [Fact]
+    public async Task EnclosingScopeCancelled_ChildWaitingOnTheEnclosingScopesTokenItself_IsNotAFailure()
+    {
+        var outer = new CancelScope();
+        var childWaits = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var run = Task.Run(() => outer.RunAsync(async outerToken =>
+        {
+            await TaskGroup.RunAsync(async group =>
+            {
+                // The group's link to the enclosing scope is made here, before the child's own registration.
+                var groupToken = group.Token;
+                group.StartSoon(async _ =>
+                {
+                    var wait = new TaskCompletionSource();
+                    using var registration = outerToken.Register(() => wait.TrySetCanceled(outerToken));
+                    childWaits.SetResult();
+                    await wait.Task.ConfigureAwait(false);
+                });
+                await Task.Delay(Timeout.Infinite, groupToken).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+        }));
+        await childWaits.Task.WaitAsync(s_bound);
+
+        await Task.Run(() => outer.Cancel("stop"));
+
+        await run.WaitAsync(s_bound);
+        outer.CancelledCaught.ShouldBeTrue();
     }
 
     [Fact]

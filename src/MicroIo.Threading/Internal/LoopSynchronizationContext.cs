@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace MicroIo.Internal;
 
 /// <summary>
@@ -47,7 +49,8 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
     // Set once the loop has nothing left to wait for: work offered through the service's API is refused from then on.
     private volatile bool _externalClosed;
 
-    // Set under the lock while the loop thread sleeps in Monitor.Wait: only then does new work (or a reason to end) pulse.
+    // Set under the lock before the loop's last look at the stack and its Monitor.Wait, and read without the lock by each
+    // push: only a loop that may sleep is woken, under the lock, by new work (or a reason to end).
     private volatile bool _sleeping;
 
     // Set while the loop thread spins for work: work offered then is taken at once.
@@ -159,11 +162,13 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
             return false;
         }
 
+        Debug.Assert(item.Next is null && item is not EndMarker, "An item is offered once: the stack has no ABA problem only because no item is pushed twice.");
         var head = Volatile.Read(ref _pushed);
         while (true)
         {
             if (head == EndMarker.Instance)
             {
+                item.Next = null;
                 return false;
             }
 
@@ -180,7 +185,7 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
         // After the push's full fence: a loop that then reads the stack empty has set _sleeping before, and the push sees it.
         if (_sleeping)
         {
-            Wake();
+            WakeAfterPush();
         }
 
         return true;
@@ -353,6 +358,33 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
         lock (_lock)
         {
             WakeLocked();
+        }
+    }
+
+    /// <summary>Wakes the loop for an item already pushed, even if the caller's thread is interrupted while it waits for the lock.</summary>
+    /// <remarks>
+    /// The item is accepted once pushed: an interrupt thrown now would tell the caller it failed while the item still runs,
+    /// and leave the loop asleep with work. The interrupt is raised again afterwards, for the caller's next wait.
+    /// </remarks>
+    private void WakeAfterPush()
+    {
+        var interrupted = false;
+        while (true)
+        {
+            try
+            {
+                Wake();
+                break;
+            }
+            catch (ThreadInterruptedException)
+            {
+                interrupted = true;
+            }
+        }
+
+        if (interrupted)
+        {
+            Thread.CurrentThread.Interrupt();
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Reflection;
 using MicroIo.Internal;
 
 namespace MicroIo.Tests.Mutation;
@@ -176,6 +177,79 @@ public sealed class EventLoopMutationTests
     }
 
     [Fact]
+    public void Run_CallbackThrows_WhatWasTakenAndWhatWasPushedSinceAreEachAbandonedOnceInOrder()
+    {
+        var loop = new LoopSynchronizationContext(onError: null);
+        var abandoned = new List<string>();
+
+        Should.Throw<InvalidDataException>(() => loop.Run(() =>
+        {
+            // The three are taken together; the first pushes two more while it runs, then ends the loop.
+            loop.TryEnqueue(
+                new RecordingItem("thrower", abandoned, () =>
+                {
+                    loop.TryEnqueue(new RecordingItem("pushed 1", abandoned), external: false).ShouldBeTrue();
+                    loop.TryEnqueue(new RecordingItem("pushed 2", abandoned), external: false).ShouldBeTrue();
+                    throw new InvalidDataException("callback failed");
+                }),
+                external: false);
+            loop.TryEnqueue(new RecordingItem("taken 1", abandoned), external: false);
+            loop.TryEnqueue(new RecordingItem("taken 2", abandoned), external: false);
+            return new TaskCompletionSource().Task;
+        }));
+
+        abandoned.ShouldBe(["taken 1", "taken 2", "pushed 1", "pushed 2"]);
+        loop.IsClosed.ShouldBeTrue();
+        loop.TryEnqueue(new RecordingItem("late", abandoned), external: false).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void TryEnqueue_InterruptedWhileWakingASleepingLoop_AcceptsTheItemAndKeepsTheInterrupt()
+    {
+        var loop = new LoopSynchronizationContext(onError: null);
+        var gate = typeof(LoopSynchronizationContext).GetField("_lock", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(loop)!;
+
+        // As if the loop had just decided to sleep: it holds the lock until Monitor.Wait releases it.
+        typeof(LoopSynchronizationContext).GetField("_sleeping", BindingFlags.NonPublic | BindingFlags.Instance)!.SetValue(loop, true);
+        bool? accepted = null;
+        Exception? thrown = null;
+        var interruptKept = false;
+        var pusher = new Thread(() =>
+        {
+            // Pending: the pusher's wait for the lock throws it.
+            Thread.CurrentThread.Interrupt();
+            try
+            {
+                accepted = loop.TryEnqueue(new PostedCallback(_ => { }, null), external: true);
+            }
+            catch (Exception ex)
+            {
+                thrown = ex;
+                return;
+            }
+
+            try
+            {
+                Thread.Sleep(Timeout.Infinite);
+            }
+            catch (ThreadInterruptedException)
+            {
+                interruptKept = true;
+            }
+        });
+        lock (gate)
+        {
+            pusher.Start();
+            SpinWait.SpinUntil(() => (pusher.ThreadState & ThreadState.WaitSleepJoin) != 0, s_bound).ShouldBeTrue();
+        }
+
+        pusher.Join(s_bound).ShouldBeTrue();
+        thrown.ShouldBeNull();
+        accepted.ShouldBe(true);
+        interruptKept.ShouldBeTrue();
+    }
+
+    [Fact]
     public void Run_CallbackReplacesTheSynchronizationContext_TheNextCallbackStillSeesTheLoop()
     {
         SynchronizationContext? seenByNext = null;
@@ -207,5 +281,13 @@ public sealed class EventLoopMutationTests
     {
         await gate.ConfigureAwait(false);
         action();
+    }
+
+    // An item that records its abandonment, in order, on the thread that abandons it.
+    private sealed class RecordingItem(string name, List<string> abandoned, Action? run = null) : LoopItem(context: null)
+    {
+        public override void Invoke() => run?.Invoke();
+
+        public override void Abandon() => abandoned.Add(name);
     }
 }

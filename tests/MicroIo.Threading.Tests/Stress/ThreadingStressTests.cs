@@ -70,6 +70,8 @@ public class ThreadingStressTests(ITestOutputHelper output)
             var posters = random.Next(1, 4);
             var perPoster = random.Next(1, 100);
             var runs = new int[posters * perPoster];
+            var notYetRun = runs.Length;
+            var allRan = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var releaseMain = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var loopReady = new TaskCompletionSource<SynchronizationContext>(TaskCreationOptions.RunContinuationsAsynchronously);
             var loop = DedicatedThread.Run(() => EventLoop.Run(() =>
@@ -88,7 +90,16 @@ public class ThreadingStressTests(ITestOutputHelper output)
                 {
                     var slot = (p * perPoster) + i;
                     Thread.SpinWait(own.Next(200));
-                    context.Post(_ => Interlocked.Increment(ref runs[slot]), null);
+                    context.Post(
+                        _ =>
+                        {
+                            Interlocked.Increment(ref runs[slot]);
+                            if (Interlocked.Decrement(ref notYetRun) == 0)
+                            {
+                                allRan.SetResult();
+                            }
+                        },
+                        null);
                 }
             })).ToList();
             Thread.SpinWait(random.Next(5_000));
@@ -97,9 +108,8 @@ public class ThreadingStressTests(ITestOutputHelper output)
             await Task.WhenAll(posting).WaitAsync(s_bound);
             await loop.WaitAsync(s_bound);
 
-            // Callbacks refused by the ended loop run on the thread pool, maybe still now.
-            var allRan = await Task.Run(() => SpinWait.SpinUntil(() => Enumerable.Range(0, runs.Length).All(k => Volatile.Read(ref runs[k]) != 0), s_bound));
-            allRan.ShouldBeTrue("a posted callback never ran");
+            // Callbacks refused by the ended loop run on the thread pool, maybe still now; a lost one times this out.
+            await allRan.Task.WaitAsync(s_bound);
             runs.ShouldAllBe(r => r == 1);
             return runs.Length;
         });
