@@ -281,8 +281,7 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
                 return next;
             }
 
-            var pushed = Volatile.Read(ref _pushed);
-            if (pushed is not null)
+            if (Volatile.Read(ref _pushed) is not null)
             {
                 _taken = OldestFirst(Interlocked.Exchange(ref _pushed, null));
                 continue;
