@@ -305,8 +305,6 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
             {
                 if (main.IsCompleted && _operations <= 0)
                 {
-                    _externalClosed = true;
-
                     // Ends only with nothing offered, in the step that makes every later push fail: nothing accepted is left unrun.
                     if (Interlocked.CompareExchange(ref _pushed, EndMarker.Instance, null) is null)
                     {
@@ -390,7 +388,6 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
     /// <summary>Closes the loop and hands on whatever it had accepted but not run (only when it ended by an exception).</summary>
     private void Shutdown()
     {
-        _externalClosed = true;
         var pushed = Interlocked.Exchange(ref _pushed, EndMarker.Instance);
         AbandonAll(_taken);
         _taken = null;
