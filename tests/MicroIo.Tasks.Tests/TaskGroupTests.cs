@@ -468,15 +468,8 @@ public class TaskGroupTests
         var run = TaskGroup.RunAsync(
             async group =>
             {
-                group.StartSoon(async _ =>
-                {
-                    // Registered after the group's own link to the caller's token, so the cancellation reaches this wait
-                    // first, and (inline continuations) ends the child before it reaches the group.
-                    var wait = new TaskCompletionSource();
-                    using var registration = caller.Token.Register(() => wait.TrySetCanceled(caller.Token));
-                    childWaits.SetResult();
-                    await wait.Task.ConfigureAwait(false);
-                });
+                // Registered after the group's own link to the caller's token, so the cancellation reaches this wait first.
+                group.StartSoon(_ => WaitOnTheTokenItselfAsync(childWaits, caller.Token));
                 await Task.Delay(Timeout.Infinite, group.Token);
             },
             caller.Token);
@@ -501,13 +494,7 @@ public class TaskGroupTests
             {
                 // The group's link to the enclosing scope is made here, before the child's own registration.
                 var groupToken = group.Token;
-                group.StartSoon(async _ =>
-                {
-                    var wait = new TaskCompletionSource();
-                    using var registration = outerToken.Register(() => wait.TrySetCanceled(outerToken));
-                    childWaits.SetResult();
-                    await wait.Task.ConfigureAwait(false);
-                });
+                group.StartSoon(_ => WaitOnTheTokenItselfAsync(childWaits, outerToken));
                 await Task.Delay(Timeout.Infinite, groupToken).ConfigureAwait(false);
             }).ConfigureAwait(false);
         }));
@@ -531,12 +518,7 @@ public class TaskGroupTests
             {
                 seen = group;
                 group.StartSoon(ct => Task.Delay(Timeout.Infinite, ct));
-                var wait = new TaskCompletionSource();
-                using var registration = caller.Token.Register(() => wait.TrySetCanceled(caller.Token));
-                bodyWaits.SetResult();
-
-                // Not back on the test's context: the body's continuation runs inline, where the cancellation starts.
-                await wait.Task.ConfigureAwait(false);
+                await WaitOnTheTokenItselfAsync(bodyWaits, caller.Token).ConfigureAwait(false);
             },
             caller.Token);
         await bodyWaits.Task.WaitAsync(s_bound);
@@ -1003,5 +985,15 @@ public class TaskGroupTests
             await run.WaitAsync(s_bound);
             Volatile.Read(ref notFinished).ShouldBe(0, $"iteration {i}");
         }
+    }
+
+    // Waits on the token itself (its own registration, newer than any link made before), signals that it waits, and ends
+    // with the token's cancellation inline, on the thread that cancels it, before older registrations have run.
+    private static async Task WaitOnTheTokenItselfAsync(TaskCompletionSource waiting, CancellationToken token)
+    {
+        var wait = new TaskCompletionSource();
+        using var registration = token.Register(() => wait.TrySetCanceled(token));
+        waiting.SetResult();
+        await wait.Task.ConfigureAwait(false);
     }
 }
