@@ -558,8 +558,10 @@ public class ServiceThreadTests
         service.Join(s_bound).ShouldBeTrue();
     }
 
-    [Fact]
-    public void Scope_ClosedAndBodyEndsBeforeTheServiceSeesTheClose_ReportsTheStop()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Scope_ClosedOrFailedAndBodyEndsBeforeTheServiceSeesIt_ReportsTheStopOrTheFailure(bool fail)
     {
         var service = new ServiceThread(s => s.Scope.Wait(Timeout.InfiniteTimeSpan));
         service.Start();
@@ -567,27 +569,27 @@ public class ServiceThreadTests
         // the body, which the close released, has ended.
         var endedFirst = false;
         service.Scope.Token.Register(() => endedFirst = service.Join(s_bound));
-
-        service.Scope.Close("direct");
-
-        endedFirst.ShouldBeTrue();
-        var inner = Should.Throw<ServiceStartException>(() => service.WaitStarted(s_bound)).InnerException.ShouldBeOfType<ClosedResourceException>();
-        inner.Message.ShouldContain("direct");
-    }
-
-    [Fact]
-    public void Scope_FailedAndBodyEndsBeforeTheServiceSeesTheFailure_ReportsTheFailure()
-    {
-        var service = new ServiceThread(s => s.Scope.Wait(Timeout.InfiniteTimeSpan));
-        service.Start();
-        var endedFirst = false;
-        service.Scope.Token.Register(() => endedFirst = service.Join(s_bound));
         var failure = new TimeoutException("peer gone");
 
-        service.Scope.Fail(failure);
+        if (fail)
+        {
+            service.Scope.Fail(failure);
+        }
+        else
+        {
+            service.Scope.Close("direct");
+        }
 
         endedFirst.ShouldBeTrue();
-        Should.Throw<ServiceStartException>(() => service.WaitStarted(s_bound)).InnerException.ShouldBeSameAs(failure);
+        var inner = Should.Throw<ServiceStartException>(() => service.WaitStarted(s_bound)).InnerException;
+        if (fail)
+        {
+            inner.ShouldBeSameAs(failure);
+        }
+        else
+        {
+            inner.ShouldBeOfType<ClosedResourceException>().Message.ShouldContain("direct");
+        }
     }
 
     private sealed class CountingService : ServiceThread
