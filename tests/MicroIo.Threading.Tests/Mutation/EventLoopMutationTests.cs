@@ -228,15 +228,18 @@ public sealed class EventLoopMutationTests
                 return;
             }
 
+            // The kept interrupt ends the caller's next blocking wait at once; a lost one lets it run out.
+            using var never = new ManualResetEventSlim();
             try
             {
-                Thread.Sleep(Timeout.Infinite);
+                never.Wait(s_bound);
             }
             catch (ThreadInterruptedException)
             {
                 interruptKept = true;
             }
-        });
+        })
+        { IsBackground = true };
         lock (gate)
         {
             pusher.Start();

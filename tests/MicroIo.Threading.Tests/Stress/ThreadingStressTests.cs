@@ -124,8 +124,10 @@ public class ThreadingStressTests(ITestOutputHelper output)
             service.Start();
             service.WaitStarted(s_bound);
             var calls = random.Next(20, 200);
+            var loopThread = service.CallSync(() => Thread.CurrentThread, s_bound);
 
-            // Pauses from none to past the loop's spin, so calls land while it spins, as it goes to sleep, and while it sleeps.
+            // Pauses from none to past the loop's spin, so calls land while it spins and as it goes to sleep; and, a quarter
+            // of the time, only once the loop thread is seen blocked in its wait, so the call must wake it.
             var answered = await Task.Run(() =>
             {
                 var sum = 0;
@@ -134,7 +136,7 @@ public class ThreadingStressTests(ITestOutputHelper output)
                     var pause = random.Next(4);
                     if (pause == 3)
                     {
-                        Thread.Sleep(random.Next(2));
+                        SpinWait.SpinUntil(() => (loopThread.ThreadState & ThreadState.WaitSleepJoin) != 0, s_bound).ShouldBeTrue();
                     }
                     else
                     {
