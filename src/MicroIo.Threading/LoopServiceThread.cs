@@ -480,15 +480,16 @@ public class LoopServiceThread : ServiceThread
     private void Enqueue(LoopItem item, Task? answer = null)
     {
         ThrowIfLoopNotStarted();
-        var loopIdle = answer is not null && _loop.IsLookingForWork;
         if (!_loop.TryEnqueue(item, external: true))
         {
             throw LoopEnded();
         }
 
-        if (loopIdle)
+        // Read after the push, usually from the cache line the push has just written: the loop's state before it, unless the
+        // loop has already seen the push and stopped looking, in which case the caller only misses the brief spin.
+        if (answer is not null && _loop.IsLookingForWork)
         {
-            Waits.SpinBriefly(answer!);
+            Waits.SpinBriefly(answer);
         }
     }
 

@@ -210,7 +210,12 @@ public sealed class EventLoopMutationTests
         var gate = typeof(LoopSynchronizationContext).GetField("_lock", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(loop)!;
 
         // As if the loop had just decided to sleep: it holds the lock until Monitor.Wait releases it.
-        typeof(LoopSynchronizationContext).GetField("_sleeping", BindingFlags.NonPublic | BindingFlags.Instance)!.SetValue(loop, true);
+        var queueField = typeof(LoopSynchronizationContext).GetField("_queue", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        var queue = queueField.GetValue(loop)!;
+        var sleeping = queueField.FieldType.GetField("Sleeping")!;
+        sleeping.SetValue(queue, true);
+        queueField.SetValue(loop, queue);
+        sleeping.GetValue(queueField.GetValue(loop)).ShouldBe(true);
         bool? accepted = null;
         Exception? thrown = null;
         var interruptKept = false;
