@@ -616,7 +616,7 @@ public sealed class TaskGroup
         [FieldOffset(64)]
         public long Started;
 
-        /// <summary>An ended count (without its flag) that a start has read, on the line of the starts that read it.</summary>
+        /// <summary>An ended count (without its flag) that a start has read, usually on the line of the starts that read it (one placement in eight, objects being aligned to 8 bytes only, puts a line boundary between the two).</summary>
         [FieldOffset(72)]
         public long EndedSeen;
 

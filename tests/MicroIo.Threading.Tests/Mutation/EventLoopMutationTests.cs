@@ -106,7 +106,14 @@ public sealed class EventLoopMutationTests
         var loop = new LoopSynchronizationContext(onError: null);
         loop.Run(() => Task.CompletedTask);
 
-        Should.Throw<InvalidOperationException>(() => loop.Run(() => Task.CompletedTask));
+        // The second start never runs: refused up front, not failed later by what is left of the first run.
+        var secondStarted = false;
+        Should.Throw<InvalidOperationException>(() => loop.Run(() =>
+        {
+            secondStarted = true;
+            return Task.CompletedTask;
+        }));
+        secondStarted.ShouldBeFalse();
         loop.IsClosed.ShouldBeTrue();
     }
 
