@@ -143,6 +143,42 @@ public sealed class EventLoopMutationTests
     }
 
     [Fact]
+    public void Ending_AcceptsASendFromAnotherThreadLikeWorkAlreadyOnIt()
+    {
+        // Send is the context's own traffic, as a posted continuation is: an ending loop still takes it, where it refuses
+        // work offered through the service's API.
+        var loop = new LoopSynchronizationContext(onError: null);
+        var loopThread = Environment.CurrentManagedThreadId;
+        var queueField = typeof(LoopSynchronizationContext).GetField("_queue", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        var pushed = queueField.FieldType.GetField("Pushed")!;
+        Exception? thrown = null;
+        var sentRanOn = 0;
+
+        loop.Run(() =>
+        {
+            // The main task is done at once, so the loop is ending when this callback runs.
+            loop.Post(
+                _ =>
+                {
+                    var sender = new Thread(() => thrown = Record.Exception(() => loop.Send(_ => sentRanOn = Environment.CurrentManagedThreadId, null)))
+                    {
+                        IsBackground = true,
+                    };
+                    sender.Start();
+
+                    // Until the call is on the loop's stack (accepted) or the sender has ended (refused), so the loop, once
+                    // this callback returns, does not end before the call is offered.
+                    SpinWait.SpinUntil(() => pushed.GetValue(queueField.GetValue(loop)) is not null || !sender.IsAlive, s_bound).ShouldBeTrue();
+                },
+                null);
+            return Task.CompletedTask;
+        });
+
+        thrown.ShouldBeNull();
+        sentRanOn.ShouldBe(loopThread);
+    }
+
+    [Fact]
     public async Task Run_AsyncVoidCompletingOnAnotherThread_WakesTheLoopWhichThenEnds()
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
