@@ -153,6 +153,7 @@ public sealed class EventLoopMutationTests
         var pushed = queueField.FieldType.GetField("Pushed")!;
         Exception? thrown = null;
         var sentRanOn = 0;
+        Thread? sender = null;
 
         loop.Run(() =>
         {
@@ -160,20 +161,23 @@ public sealed class EventLoopMutationTests
             loop.Post(
                 _ =>
                 {
-                    var sender = new Thread(() => thrown = Record.Exception(() => loop.Send(_ => sentRanOn = Environment.CurrentManagedThreadId, null)))
+                    var thread = new Thread(() => thrown = Record.Exception(() => loop.Send(_ => sentRanOn = Environment.CurrentManagedThreadId, null)))
                     {
                         IsBackground = true,
                     };
-                    sender.Start();
+                    sender = thread;
+                    thread.Start();
 
                     // Until the call is on the loop's stack (accepted) or the sender has ended (refused), so the loop, once
                     // this callback returns, does not end before the call is offered.
-                    SpinWait.SpinUntil(() => pushed.GetValue(queueField.GetValue(loop)) is not null || !sender.IsAlive, s_bound).ShouldBeTrue();
+                    SpinWait.SpinUntil(() => pushed.GetValue(queueField.GetValue(loop)) is not null || !thread.IsAlive, s_bound).ShouldBeTrue();
                 },
                 null);
             return Task.CompletedTask;
         });
 
+        // Joined first: the sender's outcome is read only once its Send has returned or thrown.
+        sender!.Join(s_bound).ShouldBeTrue();
         thrown.ShouldBeNull();
         sentRanOn.ShouldBe(loopThread);
     }
