@@ -66,28 +66,9 @@ public class ActorThroughputBenchmarks
     public async Task ChannelLoop()
     {
         var channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
-        var handled = 0;
-        var consumer = Task.Run(async () =>
-        {
-            var reader = channel.Reader;
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
-            {
-                while (reader.TryRead(out _))
-                {
-                    handled++;
-                }
-            }
-        });
-        var writer = channel.Writer;
-        await Task.Run(() =>
-        {
-            for (var i = 0; i < Messages; i++)
-            {
-                writer.TryWrite(i);
-            }
-
-            writer.Complete();
-        }).ConfigureAwait(false);
+        var handled = new HandledCount();
+        var consumer = Task.Run(() => ConsumeAsync(channel.Reader, handled));
+        await Task.Run(() => Produce(channel.Writer)).ConfigureAwait(false);
         await consumer.ConfigureAwait(false);
         Check(handled);
     }
@@ -98,29 +79,9 @@ public class ActorThroughputBenchmarks
     public async Task ChannelLoopCounted()
     {
         var channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
-        var handled = 0;
-        var consumer = Task.Run(async () =>
-        {
-            var reader = channel.Reader;
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
-            {
-                while (reader.TryRead(out _))
-                {
-                    handled++;
-                }
-            }
-        });
-        var writer = channel.Writer;
-        await Task.Run(() =>
-        {
-            for (var i = 0; i < Messages; i++)
-            {
-                Interlocked.Increment(ref _sent.Value);
-                writer.TryWrite(i);
-            }
-
-            writer.Complete();
-        }).ConfigureAwait(false);
+        var handled = new HandledCount();
+        var consumer = Task.Run(() => ConsumeAsync(channel.Reader, handled));
+        await Task.Run(() => ProduceCounted(channel.Writer)).ConfigureAwait(false);
         await consumer.ConfigureAwait(false);
         Check(handled);
     }
@@ -128,22 +89,14 @@ public class ActorThroughputBenchmarks
     [Benchmark(OperationsPerInvoke = Messages, Description = "MicroIo ActorCore (serial)")]
     public async Task ActorCore()
     {
-        var handled = 0;
+        var handled = new HandledCount();
         var actor = new ActorCore<int>((_, _) =>
         {
-            handled++;
+            handled.Add();
             return Task.CompletedTask;
         });
         var run = Task.Run(() => actor.RunAsync());
-        await Task.Run(() =>
-        {
-            for (var i = 0; i < Messages; i++)
-            {
-                actor.Submit(i);
-            }
-
-            actor.Close();
-        }).ConfigureAwait(false);
+        await Task.Run(() => Produce(actor)).ConfigureAwait(false);
         await run.ConfigureAwait(false);
         Check(handled);
     }
@@ -153,13 +106,7 @@ public class ActorThroughputBenchmarks
     {
         var done = _target.Reset();
         var actor = _akkaActor;
-        await Task.Run(() =>
-        {
-            for (var i = 0; i < Messages; i++)
-            {
-                actor.Tell(i, ActorRefs.NoSender);
-            }
-        }).ConfigureAwait(false);
+        await Task.Run(() => Produce(actor)).ConfigureAwait(false);
         await done.ConfigureAwait(false);
     }
 
@@ -169,40 +116,112 @@ public class ActorThroughputBenchmarks
         var done = _target.Reset();
         var root = _proto.Root;
         var pid = _protoActor;
-        await Task.Run(() =>
-        {
-            for (var i = 0; i < Messages; i++)
-            {
-                root.Send(pid, i);
-            }
-        }).ConfigureAwait(false);
+        await Task.Run(() => Produce(root, pid)).ConfigureAwait(false);
         await done.ConfigureAwait(false);
     }
 
-    private static void Check(int handled)
+    // Nothing the benchmark adds may make the consumer write, for every message, to a cache line the producer reads for
+    // every message: only the queue under test is shared. The variables that lambdas capture from one scope live in one compiler-made object, so a count kept there
+    // sat beside the writer or actor the producer read from it: each row now counts in a padded object, and each producer
+    // takes what it sends to as a parameter.
+    private static async Task ConsumeAsync(ChannelReader<int> reader, HandledCount handled)
     {
-        if (handled != Messages)
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            throw new InvalidOperationException($"Handled {handled} messages, expected {Messages}.");
+            while (reader.TryRead(out _))
+            {
+                handled.Add();
+            }
         }
+    }
+
+    private static void Produce(ChannelWriter<int> writer)
+    {
+        for (var i = 0; i < Messages; i++)
+        {
+            writer.TryWrite(i);
+        }
+
+        writer.Complete();
+    }
+
+    private void ProduceCounted(ChannelWriter<int> writer)
+    {
+        for (var i = 0; i < Messages; i++)
+        {
+            Interlocked.Increment(ref _sent.Value);
+            writer.TryWrite(i);
+        }
+
+        writer.Complete();
+    }
+
+    private static void Produce(ActorCore<int> actor)
+    {
+        for (var i = 0; i < Messages; i++)
+        {
+            actor.Submit(i);
+        }
+
+        actor.Close();
+    }
+
+    private static void Produce(IActorRef actor)
+    {
+        for (var i = 0; i < Messages; i++)
+        {
+            actor.Tell(i, ActorRefs.NoSender);
+        }
+    }
+
+    private static void Produce(IRootContext root, PID pid)
+    {
+        for (var i = 0; i < Messages; i++)
+        {
+            root.Send(pid, i);
+        }
+    }
+
+    private static void Check(HandledCount handled)
+    {
+        if (handled.Value != Messages)
+        {
+            throw new InvalidOperationException($"Handled {handled.Value} messages, expected {Messages}.");
+        }
+    }
+
+    /// <summary>The messages a consumer handled, counted on the consumer (so without synchronisation), alone on its cache line.</summary>
+    /// <remarks>
+    /// Padded because it is made on the benchmark thread next to objects the producer uses (the channel or the actor), and
+    /// a garbage collection may move it next to others.
+    /// </remarks>
+    private sealed class HandledCount
+    {
+        private PaddedCounter _count;
+
+        public long Value => _count.Value;
+
+        public void Add() => _count.Value++;
     }
 
     /// <summary>Counts the messages an actor handled (on the actor, so without synchronisation) and signals the last one.</summary>
     private sealed class CountingTarget(int expected)
     {
-        private int _count;
+        private HandledCount _handled = new();
         private TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public Task Reset()
         {
-            _count = 0;
+            _handled = new HandledCount();
             _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             return _done.Task;
         }
 
         public void Handle()
         {
-            if (++_count == expected)
+            var handled = _handled;
+            handled.Add();
+            if (handled.Value == expected)
             {
                 _done.TrySetResult();
             }
