@@ -63,28 +63,12 @@ public class ActorThroughputBenchmarks
     public void TearDownProto() => _proto.ShutdownAsync().Wait(TimeSpan.FromSeconds(10));
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Messages, Description = "Channel + consumer loop")]
-    public async Task ChannelLoop()
-    {
-        var channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
-        var handled = new HandledCount();
-        var consumer = Task.Run(() => ConsumeAsync(channel.Reader, handled));
-        await Task.Run(() => Produce(channel.Writer)).ConfigureAwait(false);
-        await consumer.ConfigureAwait(false);
-        Check(handled);
-    }
+    public Task ChannelLoop() => RunChannelLoopAsync(Produce);
 
     // A reference, not a peer: the baseline plus the one interlocked add per send that the mailbox's exact Sent count
     // costs (DESIGN: sent == received + queued at every moment).
     [Benchmark(OperationsPerInvoke = Messages, Description = "Channel + consumer loop + interlocked add per send (reference)")]
-    public async Task ChannelLoopCounted()
-    {
-        var channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
-        var handled = new HandledCount();
-        var consumer = Task.Run(() => ConsumeAsync(channel.Reader, handled));
-        await Task.Run(() => ProduceCounted(channel.Writer)).ConfigureAwait(false);
-        await consumer.ConfigureAwait(false);
-        Check(handled);
-    }
+    public Task ChannelLoopCounted() => RunChannelLoopAsync(ProduceCounted);
 
     [Benchmark(OperationsPerInvoke = Messages, Description = "MicroIo ActorCore (serial)")]
     public async Task ActorCore()
@@ -121,9 +105,19 @@ public class ActorThroughputBenchmarks
     }
 
     // Nothing the benchmark adds may make the consumer write, for every message, to a cache line the producer reads for
-    // every message: only the queue under test is shared. The variables that lambdas capture from one scope live in one compiler-made object, so a count kept there
-    // sat beside the writer or actor the producer read from it: each row now counts in a padded object, and each producer
-    // takes what it sends to as a parameter.
+    // every message: only the queue under test is shared. The variables that lambdas capture from one scope live in one
+    // compiler-made object, so a count kept there sat beside the writer or actor the producer read from it: each row
+    // counts in a padded object, and each producer takes what it sends to as a parameter.
+    private static async Task RunChannelLoopAsync(Action<ChannelWriter<int>> produce)
+    {
+        var channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
+        var handled = new HandledCount();
+        var consumer = Task.Run(() => ConsumeAsync(channel.Reader, handled));
+        await Task.Run(() => produce(channel.Writer)).ConfigureAwait(false);
+        await consumer.ConfigureAwait(false);
+        Check(handled);
+    }
+
     private static async Task ConsumeAsync(ChannelReader<int> reader, HandledCount handled)
     {
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
