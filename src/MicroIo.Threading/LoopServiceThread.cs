@@ -255,7 +255,11 @@ public class LoopServiceThread : ServiceThread
         }
 
         var call = new LoopCall<T>(func);
-        Enqueue(call, call.Task);
+        if (EnqueueAwaited(call))
+        {
+            Waits.SpinBriefly(call.Task, static task => task.IsCompleted);
+        }
+
         return call.WaitAsync(cancellationToken);
     }
 
@@ -299,14 +303,15 @@ public class LoopServiceThread : ServiceThread
     /// <para>
     /// May be called from any thread, the loop's included. When the loop was idle, the caller spins for a few microseconds
     /// before returning, so work that the loop finishes at once is awaited as a completed task, without a thread-pool hop.
+    /// That task may be shared with other calls, as <see cref="Task.FromResult{TResult}(TResult)"/> shares its tasks for
+    /// common values: do not tell calls apart by the identity of their tasks.
     /// </para>
     /// </remarks>
     public Task<T> Submit<T>(Func<CancellationToken, Task<T>> func)
     {
         ArgumentNullException.ThrowIfNull(func);
         var work = new SubmittedWork<T>(this, func);
-        Enqueue(work, work.Task);
-        return work.Task;
+        return work.Collect(loopWasIdle: EnqueueAwaited(work));
     }
 
     /// <summary>Runs async work on the loop under the service's task group, and returns a task that completes with it.</summary>
@@ -472,25 +477,27 @@ public class LoopServiceThread : ServiceThread
     }
 
     /// <summary>Queues work offered through the service's API, or throws if the loop refuses it.</summary>
-    /// <param name="item">The work.</param>
-    /// <param name="answer">
-    /// The task an async caller will await: if the loop was idle (spinning for work), the caller spins briefly for it, so
-    /// work that the loop finishes at once is awaited as a completed task rather than through a thread-pool hop.
-    /// </param>
-    private void Enqueue(LoopItem item, Task? answer = null)
+    private void Enqueue(LoopItem item)
     {
         ThrowIfLoopNotStarted();
         if (!_loop.TryEnqueue(item, external: true))
         {
             throw LoopEnded();
         }
+    }
+
+    /// <summary>Queues work whose caller awaits the answer, or throws if the loop refuses it; returns whether the loop was idle (spinning for work), so that a brief spin by the caller may catch the answer.</summary>
+    /// <remarks>
+    /// A caller that spins for an answer the loop gives at once awaits a completed task rather than paying a thread-pool
+    /// hop for its continuation.
+    /// </remarks>
+    private bool EnqueueAwaited(LoopItem item)
+    {
+        Enqueue(item);
 
         // Read after the push, usually from the cache line the push has just written: the loop's state before it, unless the
         // loop has already seen the push and stopped looking, in which case the caller only misses the brief spin.
-        if (answer is not null && _loop.IsLookingForWork)
-        {
-            Waits.SpinBriefly(answer);
-        }
+        return _loop.IsLookingForWork;
     }
 
     private void ThrowIfLoopNotStarted()
@@ -533,19 +540,55 @@ public class LoopServiceThread : ServiceThread
     /// the work stopped the service itself. Once the work runs asynchronously, a cancellation of the group cancels the
     /// caller's task at once, whatever the work does later.
     /// </para>
+    /// <para>
+    /// A result is left in this item (<see cref="ResultHandOver{T}"/>) for a caller still spinning for it, which then
+    /// returns it as a completed task; a caller that stopped spinning first returns the task of a completion source, which
+    /// the thread that ends the work completes (the loop, or for work that ran on asynchronously, the thread that
+    /// completed it). The source is made only when needed: by that caller, or by whoever hands over any other outcome.
+    /// So work that ends at once costs its caller this item and one completed task, and nothing but this item's lines
+    /// moves between the two cores. The source decides between outcomes that race (the result and a stop): the first wins.
+    /// </para>
     /// </remarks>
-    private sealed class SubmittedWork<T>(LoopServiceThread owner, Func<CancellationToken, Task<T>> func) : LoopItem(context: null)
+    private sealed class SubmittedWork<T>(LoopServiceThread owner, Func<CancellationToken, Task<T>> func) : LoopItem
     {
-        private static readonly ContextCallback s_start = static s => ((SubmittedWork<T>)s!).Start();
+        private static readonly ContextCallback s_start = static s => ((SubmittedWork<T>)s!).StartInGroup();
 
-        private readonly TaskCompletionSource<T> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private CancellationToken _token;
+        // Made on first need (see the remarks); read through Source.
+        private TaskCompletionSource<T>? _source;
 
-        // The work's task while it runs asynchronously; null before it starts, and when it ended at once.
-        private Task<T>? _running;
-        private CancellationTokenRegistration _registration;
+        // Not readonly: a mutable struct, called in place (a readonly field would make every call work on a copy).
+        private ResultHandOver<T> _handOver;
 
-        public Task<T> Task => _result.Task;
+        // The work while it runs asynchronously; null before it starts, and when it ended at once. Its task and its 16-byte
+        // registration are kept out of this item, which the caller writes and the loop reads: work that ends at once, the
+        // usual case, then moves fewer cache lines between their cores (docs/benchmarks.md, family 6).
+        private RunningWork? _running;
+
+        /// <summary>Gets the completion source of the caller's task, making it if nobody has yet.</summary>
+        private TaskCompletionSource<T> Source => Volatile.Read(ref _source) ?? MakeSource();
+
+        /// <summary>
+        /// Returns the caller's task: completed with a result the work has left, after a brief spin for one if
+        /// <paramref name="loopWasIdle"/>, or else the source's task, left to the thread that ends the work; called exactly
+        /// once, by the submitting thread, once the item is queued.
+        /// </summary>
+        public Task<T> Collect(bool loopWasIdle)
+        {
+            if (loopWasIdle)
+            {
+                // Also stops once the source completes: any outcome but a result is handed over through it.
+                Waits.SpinBriefly(this, static work => work._handOver.HasResult || (Volatile.Read(ref work._source)?.Task.IsCompleted ?? false));
+            }
+
+            if (!_handOver.TryTake(out var value))
+            {
+                return Source.Task;
+            }
+
+            // A source made before the result was left was made, and completed, by a stop that came first: a running work's
+            // stop registration is disposed (waiting for its callback) before the work's result is handed over.
+            return Volatile.Read(ref _source) is { } source ? source.Task : System.Threading.Tasks.Task.FromResult(value);
+        }
 
         public override void Invoke()
         {
@@ -553,16 +596,16 @@ public class LoopServiceThread : ServiceThread
             var group = owner._group;
             if (group is null)
             {
-                _result.TrySetException(new InvalidOperationException($"The loop of '{owner.Name}' has no task group to run the work in."));
+                Source.TrySetException(new InvalidOperationException($"The loop of '{owner.Name}' has no task group to run the work in."));
                 return;
             }
 
             // Work for a stopped service never starts; not adding it as a child also lets the group finish while callers
             // keep submitting, so the loop can end and refuse them.
-            _token = group.Token;
-            if (_token.IsCancellationRequested)
+            var token = group.Token;
+            if (token.IsCancellationRequested)
             {
-                _result.TrySetCanceled(_token);
+                Source.TrySetCanceled(token);
                 return;
             }
 
@@ -595,27 +638,30 @@ public class LoopServiceThread : ServiceThread
                 // reported as unobserved.
                 if (_running is { } running)
                 {
-                    _registration.Dispose();
-                    _ = running.ContinueWith(
+                    running.Registration.Dispose();
+                    _ = running.Task.ContinueWith(
                         static t => _ = t.Exception,
                         CancellationToken.None,
                         TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
                         TaskScheduler.Default);
                 }
 
-                _result.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' refused the work: {ex.Message}", ex));
+                Source.TrySetException(new ClosedResourceException($"The task group of '{owner.Name}' refused the work: {ex.Message}", ex));
             }
         }
 
-        public override void Abandon() => _result.TrySetException(LoopEndedBeforeRun());
+        public override void Abandon() => Source.TrySetException(LoopEndedBeforeRun());
+
+        /// <summary>Starts the work with the group's token, from the loop item.</summary>
+        private void StartInGroup() => Start(owner._group!.Token);
 
         /// <summary>Starts the work: hands over its outcome if it ended at once, or else records its task and registers to cancel the caller when the group is; returns whether it still runs.</summary>
-        private bool Start()
+        private bool Start(CancellationToken token)
         {
             Task<T>? running;
             try
             {
-                running = func(_token);
+                running = func(token);
             }
             catch (Exception ex)
             {
@@ -625,7 +671,7 @@ public class LoopServiceThread : ServiceThread
 
             if (running is null)
             {
-                _result.TrySetException(owner.NullTask());
+                Source.TrySetException(owner.NullTask());
                 return false;
             }
 
@@ -635,12 +681,10 @@ public class LoopServiceThread : ServiceThread
                 return false;
             }
 
-            _running = running;
-
             // A stop never leaves the caller waiting, even if the work is slow to notice it.
-            _registration = _token.UnsafeRegister(
-                static (s, token) => ((TaskCompletionSource<T>)s!).TrySetCanceled(token),
-                _result);
+            _running = new RunningWork(
+                running,
+                token.UnsafeRegister(static (s, token) => ((SubmittedWork<T>)s!).Source.TrySetCanceled(token), this));
             return true;
         }
 
@@ -651,11 +695,11 @@ public class LoopServiceThread : ServiceThread
             {
                 if (cancellationToken.IsCancellationRequested)
                 {
-                    _result.TrySetCanceled(cancellationToken);
+                    Source.TrySetCanceled(cancellationToken);
                     return;
                 }
 
-                if (!Start())
+                if (!Start(cancellationToken))
                 {
                     return;
                 }
@@ -663,15 +707,15 @@ public class LoopServiceThread : ServiceThread
 
             try
             {
-                await ((Task)_running!).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                await ((Task)_running!.Task).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
             finally
             {
-                _registration.Dispose();
+                _running!.Registration.Dispose();
             }
 
             // A stop meanwhile has cancelled the caller already; a failure is still read here, so it is never unobserved.
-            HandOver(_running);
+            HandOver(_running.Task);
         }
 
         /// <summary>Hands the caller the outcome of the work's completed task.</summary>
@@ -679,7 +723,13 @@ public class LoopServiceThread : ServiceThread
         {
             if (done.IsCompletedSuccessfully)
             {
-                _result.TrySetResult(done.Result);
+                // A caller still spinning for the result makes its task from it: no task or source then moves between this
+                // thread's core and the caller's, and the answer costs the caller about what a blocking call's does.
+                var value = done.Result;
+                if (!_handOver.TryLeave(value))
+                {
+                    Source.TrySetResult(value);
+                }
             }
             else
             {
@@ -692,12 +742,27 @@ public class LoopServiceThread : ServiceThread
         {
             if (exception is OperationCanceledException cancelled)
             {
-                _result.TrySetCanceled(cancelled.CancellationToken);
+                Source.TrySetCanceled(cancelled.CancellationToken);
             }
             else
             {
-                _result.TrySetException(exception);
+                Source.TrySetException(exception);
             }
+        }
+
+        /// <summary>Makes the completion source, or returns the one another thread made first.</summary>
+        private TaskCompletionSource<T> MakeSource()
+        {
+            var source = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+            return Interlocked.CompareExchange(ref _source, source, null) ?? source;
+        }
+
+        /// <summary>Work that did not end at once: its task, and the registration that cancels the caller when the group is cancelled.</summary>
+        private sealed class RunningWork(Task<T> task, CancellationTokenRegistration registration)
+        {
+            public Task<T> Task => task;
+
+            public CancellationTokenRegistration Registration => registration;
         }
     }
 }

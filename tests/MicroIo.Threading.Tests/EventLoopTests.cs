@@ -173,6 +173,36 @@ public class EventLoopTests
         sentOn.ShouldBe(caller);
     }
 
+    [Fact]
+    public void Run_Send_FromAnotherThread_TheSendersExecutionContextEndsWithTheCallback()
+    {
+        var local = new AsyncLocal<string>();
+        string? seenBySend = null;
+        string? seenAfter = "unset";
+
+        EventLoop.Run(async () =>
+        {
+            var loop = SynchronizationContext.Current!;
+            await Task.Run(() =>
+            {
+                local.Value = "sender";
+                loop.Send(_ => seenBySend = local.Value, null);
+            });
+
+            // A callback posted after the Send runs in the loop's own context, not in the sender's left behind.
+            var posted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            loop.Post(_ =>
+            {
+                seenAfter = local.Value;
+                posted.SetResult();
+            }, null);
+            await posted.Task;
+        });
+
+        seenBySend.ShouldBe("sender");
+        seenAfter.ShouldBeNull();
+    }
+
     private static async void ThrowLater(Exception exception)
     {
         await Task.Yield();

@@ -7,6 +7,14 @@ public class LoopServiceThreadTests
 {
     private static readonly TimeSpan s_bound = TimeSpan.FromSeconds(10);
 
+    /// <summary>Returns the id of the thread that runs a continuation asking to run synchronously, once the task completes.</summary>
+    private static Task<int> ThreadOfASynchronousContinuation(Task task) =>
+        task.ContinueWith(
+            _ => Environment.CurrentManagedThreadId,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+
     /// <summary>Starts a loop service with the default body (reports started, waits for the stop) and records its loop thread.</summary>
     private static (LoopServiceThread Service, int LoopThreadId) StartDefault(ServiceThreadOptions? options = null)
     {
@@ -546,6 +554,54 @@ public class LoopServiceThreadTests
     }
 
     [Fact]
+    public async Task Submit_WorkThatEndsAtOnceAfterTheCallerHasReturned_TheLoopCompletesTheTask()
+    {
+        // The caller stops spinning before the work ends (it is held on the loop), so the loop, not the caller, must
+        // complete the task with the result the work had at once.
+        var (service, loopThreadId) = StartDefault();
+        using var gate = new ManualResetEventSlim();
+
+        var task = service.Submit(_ =>
+        {
+            gate.Wait(s_bound);
+            return Task.FromResult(7);
+        });
+        task.IsCompleted.ShouldBeFalse();
+        var continuedOn = ThreadOfASynchronousContinuation(task);
+        gate.Set();
+
+        (await task.WaitAsync(s_bound)).ShouldBe(7);
+        (await continuedOn.WaitAsync(s_bound)).ShouldNotBe(loopThreadId);
+        service.Stop();
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Submit_FromTheLoopThread_WorkThatEndsAtOnceCompletesTheTaskOnALaterTurnWithoutRunningContinuationsInline()
+    {
+        // The caller is the loop itself, busy with this call: it cannot spin for the answer, so the loop completes the task.
+        var (service, loopThreadId) = StartDefault();
+        Task<int>? continuedOn = null;
+
+        var task = service.CallSync(
+            () =>
+            {
+                var submitted = service.Submit(_ => Task.FromResult(3));
+                submitted.IsCompleted.ShouldBeFalse();
+                continuedOn = ThreadOfASynchronousContinuation(submitted);
+                return submitted;
+            },
+            s_bound);
+
+        (await task.WaitAsync(s_bound)).ShouldBe(3);
+        (await continuedOn!.WaitAsync(s_bound)).ShouldNotBe(loopThreadId);
+        service.Stop();
+        service.Join(s_bound).ShouldBeTrue();
+        service.IsFailed.ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task Submit_ServiceStops_TaskEndsCancelled()
     {
         var (service, _) = StartDefault();
@@ -587,8 +643,10 @@ public class LoopServiceThreadTests
         service.Join(s_bound).ShouldBeTrue();
     }
 
-    [Fact]
-    public async Task Submit_RacingStop_EveryTaskEndsWithAResultACancellationOrARefusal()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Submit_RacingStop_EveryTaskEndsWithAResultACancellationOrARefusal(bool workEndsAtOnce)
     {
         for (var i = 0; i < 100; i++)
         {
@@ -603,11 +661,13 @@ public class LoopServiceThreadTests
                 {
                     try
                     {
-                        tasks.Add(service.Submit(async ct =>
-                        {
-                            await Task.Yield();
-                            return 5;
-                        }));
+                        tasks.Add(workEndsAtOnce
+                            ? service.Submit(_ => Task.FromResult(5))
+                            : service.Submit(async ct =>
+                            {
+                                await Task.Yield();
+                                return 5;
+                            }));
                     }
                     catch (ClosedResourceException)
                     {

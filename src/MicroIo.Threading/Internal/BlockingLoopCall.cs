@@ -16,7 +16,9 @@ namespace MicroIo.Internal;
 /// fences, so at least one of them sees the other's write and no wake-up is lost.
 /// </para>
 /// </remarks>
-internal sealed class BlockingLoopCall<T>(Func<T> func, ExecutionContext? context) : ClaimedLoopItem(context)
+/// <param name="func">The function to run on the loop.</param>
+/// <param name="context">The execution context to run it in (a <c>Send</c>er's), or null to run it in the loop thread's.</param>
+internal sealed class BlockingLoopCall<T>(Func<T> func, ExecutionContext? context) : ClaimedLoopItem
 {
     // SpinWait.SpinOnce rounds before the caller sleeps: as many as Task.Wait spins (SpinWait.SpinCountforSpinBeforeWait).
     private const int Spins = 35;
@@ -78,6 +80,18 @@ internal sealed class BlockingLoopCall<T>(Func<T> func, ExecutionContext? contex
     }
 
     protected override void Run()
+    {
+        if (context is not null)
+        {
+            ExecutionContext.Run(context, static s => ((BlockingLoopCall<T>)s!).RunHere(), this);
+        }
+        else
+        {
+            RunHere();
+        }
+    }
+
+    private void RunHere()
     {
         try
         {

@@ -7,7 +7,7 @@ namespace MicroIo.Internal;
 /// claims it to abandon it. Only one of them can win, so work that was reported as timed out, cancelled or refused before
 /// it started never runs later.
 /// </remarks>
-internal abstract class ClaimedLoopItem(ExecutionContext? context) : LoopItem(context)
+internal abstract class ClaimedLoopItem : LoopItem
 {
     private const int Pending = 0;
     private const int Running = 1;

@@ -1,7 +1,7 @@
 namespace MicroIo.Internal;
 
 /// <summary>A function queued on a loop whose caller awaits its result, and may cancel it before it starts.</summary>
-internal sealed class LoopCall<T>(Func<T> func) : ClaimedLoopItem(context: null)
+internal sealed class LoopCall<T>(Func<T> func) : ClaimedLoopItem
 {
     private readonly TaskCompletionSource<T> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
 

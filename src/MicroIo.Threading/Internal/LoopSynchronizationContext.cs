@@ -29,8 +29,6 @@ namespace MicroIo.Internal;
 /// </remarks>
 internal sealed class LoopSynchronizationContext : SynchronizationContext
 {
-    private static readonly ContextCallback s_invokeItem = static s => ((LoopItem)s!).Invoke();
-
     // SpinWait.SpinOnce rounds the loop spends looking for work before it sleeps: work offered right after the last item
     // (the next call of a caller that just got its answer) is then taken without waking a sleeping thread.
     private const int Spins = 35;
@@ -231,14 +229,7 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
         {
             try
             {
-                if (item.Context is { } context)
-                {
-                    ExecutionContext.Run(context, s_invokeItem, item);
-                }
-                else
-                {
-                    item.Invoke();
-                }
+                item.Invoke();
             }
             catch (Exception ex) when (_onError is not null)
             {
@@ -269,8 +260,17 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
 
             if (_queue.Taken is { } next)
             {
-                _queue.Taken = next.Next;
-                next.Next = null;
+                var after = next.Next;
+                _queue.Taken = after;
+
+                // Cleared only if set: a caller may be polling a field on the item's cache line for its answer, and a
+                // write, even of the same value, would take the line away from the caller's core.
+                // Stryker disable once all : skips a write of the value already there; only cache traffic differs.
+                if (after is not null)
+                {
+                    next.Next = null;
+                }
+
                 return next;
             }
 
@@ -327,7 +327,14 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
         while (newestFirst is { } item)
         {
             newestFirst = item.Next;
-            item.Next = oldestFirst;
+
+            // Not rewritten when unchanged (a lone item's null link): see Next.
+            // Stryker disable once all : skips a write of the value already there; only cache traffic differs.
+            if (newestFirst != oldestFirst)
+            {
+                item.Next = oldestFirst;
+            }
+
             oldestFirst = item;
         }
 
@@ -398,7 +405,7 @@ internal sealed class LoopSynchronizationContext : SynchronizationContext
     }
 
     /// <summary>The value of the stack of offered items once the loop has ended: no item is pushed onto it.</summary>
-    private sealed class EndMarker() : LoopItem(context: null)
+    private sealed class EndMarker() : LoopItem
     {
         public static readonly EndMarker Instance = new();
 

@@ -1,7 +1,7 @@
 namespace MicroIo.Internal;
 
 /// <summary>A callback given to <see cref="SynchronizationContext.Post"/> (an await continuation, a task group's child), or an action given to <c>CallSoon</c>.</summary>
-internal sealed class PostedCallback(SendOrPostCallback callback, object? state) : LoopItem(context: null)
+internal sealed class PostedCallback(SendOrPostCallback callback, object? state) : LoopItem
 {
     private static readonly SendOrPostCallback s_runAction = static s => ((Action)s!)();
 

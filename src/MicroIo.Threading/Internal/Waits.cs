@@ -55,15 +55,15 @@ internal static class Waits
         }
     }
 
-    /// <summary>Spins on the calling thread, never yielding its core, until the task completes or a few microseconds have passed.</summary>
+    /// <summary>Spins on the calling thread, never yielding its core, until <paramref name="done"/> returns true for <paramref name="state"/> or a few microseconds have passed.</summary>
     /// <remarks>
-    /// For work just handed to a loop that was idle and spinning for work: if it completes at once, the caller's await then
-    /// finds the task done and goes on inline, instead of paying a thread-pool hop for the continuation.
+    /// For work just handed to a loop that was idle and spinning for work: if the loop answers at once, the caller's await
+    /// then finds its task done and goes on inline, instead of paying a thread-pool hop for the continuation.
     /// </remarks>
-    public static void SpinBriefly(Task task)
+    public static void SpinBriefly<TState>(TState state, Func<TState, bool> done)
     {
         var spinner = default(SpinWait);
-        while (!task.IsCompleted && !spinner.NextSpinWillYield)
+        while (!done(state) && !spinner.NextSpinWillYield)
         {
             spinner.SpinOnce();
         }

@@ -339,7 +339,7 @@ public sealed class EventLoopMutationTests
     }
 
     // An item that records its abandonment, in order, on the thread that abandons it.
-    private sealed class RecordingItem(string name, List<string> abandoned, Action? run = null) : LoopItem(context: null)
+    private sealed class RecordingItem(string name, List<string> abandoned, Action? run = null) : LoopItem
     {
         public override void Invoke() => run?.Invoke();
 

@@ -202,6 +202,20 @@ public sealed class LoopServiceThreadMutationTests
         failsLater.SetException(new InvalidDataException(StoppedFromInside));
         fifth.Join(s_bound).ShouldBeTrue();
         fifth.IsFailed.ShouldBeFalse();
+
+        // The stop came first, so a result the work has later does not replace the cancellation.
+        var sixth = StartService(bodyReturns);
+        var succeedsLater = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var cancelledFirst = sixth.Submit(_ =>
+        {
+            sixth.Stop();
+            return succeedsLater.Task;
+        });
+        await Should.ThrowAsync<OperationCanceledException>(cancelledFirst.WaitAsync(s_bound));
+        succeedsLater.SetResult(5);
+        sixth.Join(s_bound).ShouldBeTrue();
+        cancelledFirst.IsCanceled.ShouldBeTrue();
+        sixth.IsFailed.ShouldBeFalse();
     }
 
     [Theory]

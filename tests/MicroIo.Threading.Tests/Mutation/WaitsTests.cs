@@ -57,13 +57,16 @@ public sealed class WaitsTests
     }
 
     [Fact]
-    public void SpinBriefly_ReturnsWhetherOrNotTheTaskCompletes()
+    public void SpinBriefly_StopsAtTheFirstTrueCheckOrAfterABoundedSpinWithout()
     {
-        var never = new TaskCompletionSource();
+        var checksOfDone = 0;
+        Waits.SpinBriefly(0, _ => ++checksOfDone > 0);
+        checksOfDone.ShouldBe(1);
 
-        Waits.SpinBriefly(never.Task);
-        Waits.SpinBriefly(Task.CompletedTask);
-
-        never.Task.IsCompleted.ShouldBeFalse();
+        // On one processor a spin cannot help, so it checks once and returns.
+        var checksOfNever = 0;
+        Waits.SpinBriefly(0, _ => ++checksOfNever < 0);
+        checksOfNever.ShouldBeGreaterThanOrEqualTo(Environment.ProcessorCount > 1 ? 2 : 1);
+        checksOfNever.ShouldBeLessThan(100);
     }
 }
