@@ -203,7 +203,9 @@ public sealed class LoopServiceThreadMutationTests
         fifth.Join(s_bound).ShouldBeTrue();
         fifth.IsFailed.ShouldBeFalse();
 
-        // The stop came first, so a result the work has later does not replace the cancellation.
+        // The stop cancels the caller at once, though the work it leaves running later succeeds (a task's outcome never
+        // changes once set, so only the cancellation arriving before the result is checked), and the late success fails
+        // nothing.
         var sixth = StartService(bodyReturns);
         var succeedsLater = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         var cancelledFirst = sixth.Submit(_ =>
@@ -214,7 +216,6 @@ public sealed class LoopServiceThreadMutationTests
         await Should.ThrowAsync<OperationCanceledException>(cancelledFirst.WaitAsync(s_bound));
         succeedsLater.SetResult(5);
         sixth.Join(s_bound).ShouldBeTrue();
-        cancelledFirst.IsCanceled.ShouldBeTrue();
         sixth.IsFailed.ShouldBeFalse();
     }
 
