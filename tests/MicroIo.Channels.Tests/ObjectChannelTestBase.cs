@@ -553,14 +553,18 @@ public abstract class ObjectChannelTestBase
         tx.Send(2);
         tx.Close();
         using var stop = new CancellationTokenSource();
+        var lateSending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var lateSender = Task.Run(() =>
         {
             while (!stop.IsCancellationRequested)
             {
                 tx.Send(3).ShouldBeFalse();
+                lateSending.TrySetResult();
             }
         });
 
+        // The stats are read while late sends are under way, not before the sender has started.
+        await lateSending.Task.WaitAsync(Bound);
         (await rx.ReceiveAsync()).ShouldBe(1);
         for (var i = 0; i < 20_000; i++)
         {
