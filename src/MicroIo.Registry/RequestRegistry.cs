@@ -68,7 +68,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     // SpinTrialEvery - 1 waits count down to it without spinning.
     private const int TrialCredit = 1 - SpinTrialEvery;
 
-    private static readonly long s_spinTicks = DefaultSpinTicks(Environment.ProcessorCount, Stopwatch.Frequency);
+    private static readonly long s_spinTicks = Spinning.DefaultTicks(Environment.ProcessorCount, Stopwatch.Frequency);
 
     // A plain lock over a plain dictionary: every operation is one short lookup, and one lock makes Register and Close
     // (and Resolve and a timeout) trivially atomic with respect to each other. Waiters are always completed outside the
@@ -780,7 +780,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
             {
                 Settle(waiter, cancellationToken);
             }
-            else if (SpinTicks > 0 && HasNoContextOfItsOwn())
+            else if (SpinTicks > 0 && Spinning.HasNoContextOfItsOwn())
             {
                 SpinIfItPays(waiter);
             }
@@ -834,23 +834,6 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
             _spinCredit = next;
         }
     }
-
-    /// <summary>Returns how long an asynchronous wait spins by default on a machine with <paramref name="processors"/> processors, in ticks of a clock of <paramref name="frequency"/>.</summary>
-    /// <remarks>
-    /// About what suspending and resuming on the thread pool costs (1-3 µs on the development machine): a reply that
-    /// comes within it skips the hop, and a wait it misses costs at most about twice what it would have. One processor
-    /// cannot answer while the caller spins, so there it is 0.
-    /// </remarks>
-    internal static long DefaultSpinTicks(int processors, long frequency) => processors > 1 ? frequency / 1_000_000 : 0;
-
-    /// <summary>Returns whether the caller runs with neither a synchronization context nor a task scheduler of its own, as code on the thread pool does.</summary>
-    /// <remarks>
-    /// An event loop, a UI thread or a scheduler of limited concurrency has other work to run, and the reply may have to
-    /// come from that very thread or scheduler, so a wait there never spins.
-    /// </remarks>
-    private static bool HasNoContextOfItsOwn() =>
-        (SynchronizationContext.Current is not { } context || context.GetType() == typeof(SynchronizationContext))
-        && TaskScheduler.Current == TaskScheduler.Default;
 
     private async Task<TResult> WaitTaskAsync(RequestWaiter<TResult> waiter, TimeSpan limit, CancellationToken cancellationToken)
     {

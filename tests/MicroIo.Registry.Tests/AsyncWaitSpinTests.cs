@@ -250,13 +250,6 @@ public class AsyncWaitSpinTests
         spinner.Join(s_bound).ShouldBeTrue();
     }
 
-    [Theory]
-    [InlineData(1, 1_000_000_000, 0)]
-    [InlineData(2, 1_000_000_000, 1_000)]
-    [InlineData(16, 10_000_000, 10)]
-    public void DefaultSpinTicks_ByProcessorsAndClock_IsAMicrosecondOrNoneOnOneProcessor(int processors, long frequency, long expected) =>
-        RequestRegistry<int, int>.DefaultSpinTicks(processors, frequency).ShouldBe(expected);
-
     /// <summary>Runs <paramref name="start"/> on a new thread with <paramref name="context"/>, and returns its wait and whether the wait was complete when the call returned.</summary>
     private static async Task<(ValueTask<int> Wait, bool CompletedAtReturn)> OnAThreadAsync(SynchronizationContext? context, Func<ValueTask<int>> start)
     {
