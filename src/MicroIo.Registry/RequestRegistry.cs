@@ -58,16 +58,6 @@ namespace MicroIo;
 public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     where TKey : notnull
 {
-    /// <summary>How many asynchronous waits in a row may spin in vain before the registry stops spinning.</summary>
-    internal const int MaxSpinCredit = 8;
-
-    /// <summary>How often, once spinning has stopped, a wait spins again to learn whether replies have become fast.</summary>
-    internal const int SpinTrialEvery = 32;
-
-    // The credit at which a wait spins as a trial: after a missed spin has brought the credit to 0, the next
-    // SpinTrialEvery - 1 waits count down to it without spinning.
-    private const int TrialCredit = 1 - SpinTrialEvery;
-
     private static readonly long s_spinTicks = Spinning.DefaultTicks(Environment.ProcessorCount, Stopwatch.Frequency);
 
     // A plain lock over a plain dictionary: every operation is one short lookup, and one lock makes Register and Close
@@ -77,10 +67,10 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     private readonly Dictionary<TKey, PendingRequest<TKey, TResult>> _pending;
     private readonly TimeProvider _timeProvider;
 
-    // Whether spinning pays for this registry's replies (see SpinIfItPays): above 0, waits spin; from 0 down to
-    // TrialCredit, they count down to the next trial. Read and written without a lock. A lost update only moves the
+    // Whether spinning pays for this registry's replies (see SpinIfItPays and Spinning.IsSpinDue). Read and written
+    // without a lock. A lost update only moves the
     // next spin, and a stale write can turn spinning back on for a few waits, whose misses then bring it down again.
-    private int _spinCredit = MaxSpinCredit;
+    private int _spinCredit = Spinning.MaxCredit;
 
     // Written under _lock; read without it only for IsClosed.
     private volatile bool _closed;
@@ -809,14 +799,14 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
     /// <remarks>
     /// A reply from a thread that is running now comes within microseconds: taking it here saves suspending the caller and
     /// queueing its continuation to the pool. Replies that come over a network never do, so after
-    /// <see cref="MaxSpinCredit"/> spins in a row end without the reply, waits stop spinning, and only one in
-    /// <see cref="SpinTrialEvery"/> spins to find out whether replies have become fast again. A spin that gets its reply
-    /// restores the full credit.
+    /// <see cref="Spinning.MaxCredit"/> spins in a row end without the reply, waits stop spinning, and only one in
+    /// <see cref="Spinning.TrialEvery"/> spins to find out whether replies have become fast again. A spin that gets its
+    /// reply restores the full credit.
     /// </remarks>
     private void SpinIfItPays(RequestWaiter<TResult> waiter)
     {
         var credit = _spinCredit;
-        if (credit <= 0 && credit > TrialCredit)
+        if (!Spinning.IsSpinDue(credit))
         {
             _spinCredit = credit - 1;
             return;
@@ -824,7 +814,7 @@ public sealed class RequestRegistry<TKey, TResult> : IPendingCount
 
         SpinStartingForTests?.Invoke(waiter);
         waiter.SpinUntilCompleted(SpinTicks);
-        var next = waiter.IsCompleted ? MaxSpinCredit : Math.Max(credit, 1) - 1;
+        var next = Spinning.CreditAfter(credit, waiter.IsCompleted);
 
         // Written only when it changes: while every spin gets its reply, callers on many threads share the field
         // without writing it. Once spinning has stopped, each wait writes it as it counts down, on a registry whose lock

@@ -212,30 +212,20 @@ public class ActorCorePauseTests
     }
 
     /// <summary>A mailbox that runs the next of its steps each time a take finds it empty, as a producer would at that moment.</summary>
-    private sealed class SteppedMailbox(params Action<SteppedMailbox>[] steps) : IMailbox<int>
+    private sealed class SteppedMailbox(params Action<SteppedMailbox>[] steps) : ForwardingMailbox(new Mailbox<int>())
     {
         private readonly Queue<Action<SteppedMailbox>> _whenEmpty = new(steps);
         private int _waits;
         private int _takes;
 
-        public Mailbox<int> Inner { get; } = new();
-
         public int Waits => Volatile.Read(ref _waits);
 
         public int Takes => Volatile.Read(ref _takes);
 
-        public bool IsClosed => Inner.IsClosed;
-
-        public ChannelStats Stats => Inner.Stats;
-
-        public bool Submit(int item) => Inner.Submit(item);
-
-        public ValueTask<int> GetAsync(CancellationToken cancellationToken = default) => Inner.GetAsync(cancellationToken);
-
-        public bool TryGet([MaybeNullWhen(false)] out int item)
+        public override bool TryGet([MaybeNullWhen(false)] out int item)
         {
             Interlocked.Increment(ref _takes);
-            if (Inner.TryGet(out item))
+            if (base.TryGet(out item))
             {
                 return true;
             }
@@ -248,18 +238,10 @@ public class ActorCorePauseTests
             return false;
         }
 
-        public ValueTask<bool> WaitToGetAsync(CancellationToken cancellationToken = default)
+        public override ValueTask<bool> WaitToGetAsync(CancellationToken cancellationToken = default)
         {
             Interlocked.Increment(ref _waits);
-            return Inner.WaitToGetAsync(cancellationToken);
+            return base.WaitToGetAsync(cancellationToken);
         }
-
-        public bool Close() => Inner.Close();
-
-        public bool Fail(Exception exception) => Inner.Fail(exception);
-
-        public IReadOnlyList<int> DrainNowait(int maxItems = int.MaxValue) => Inner.DrainNowait(maxItems);
-
-        public IAsyncEnumerator<int> GetAsyncEnumerator(CancellationToken cancellationToken = default) => Inner.GetAsyncEnumerator(cancellationToken);
     }
 }

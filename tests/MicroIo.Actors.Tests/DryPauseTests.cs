@@ -36,14 +36,14 @@ public class DryPauseTests
     public void RunsDry_AfterMissedPausesInARow_PausesOnlyAsATrialUntilOneCatches()
     {
         var pause = new DryPause(ticks: 1);
-        for (var i = 0; i < DryPause.MaxCredit; i++)
+        for (var i = 0; i < Spinning.MaxCredit; i++)
         {
             BurstThenDry(ref pause).ShouldBeTrue();
             pause.Caught(false);
         }
 
         // Stopped: the next TrialEvery - 1 bursts do not pause, the one after does.
-        for (var i = 1; i < DryPause.TrialEvery; i++)
+        for (var i = 1; i < Spinning.TrialEvery; i++)
         {
             BurstThenDry(ref pause).ShouldBeFalse();
         }
@@ -53,14 +53,14 @@ public class DryPauseTests
         BurstThenDry(ref pause).ShouldBeFalse();
 
         // A trial that catches a message restores the full credit.
-        for (var i = 2; i < DryPause.TrialEvery; i++)
+        for (var i = 2; i < Spinning.TrialEvery; i++)
         {
             BurstThenDry(ref pause).ShouldBeFalse();
         }
 
         BurstThenDry(ref pause).ShouldBeTrue();
         pause.Caught(true);
-        for (var i = 0; i < DryPause.MaxCredit; i++)
+        for (var i = 0; i < Spinning.MaxCredit; i++)
         {
             BurstThenDry(ref pause).ShouldBeTrue();
             pause.Caught(false);
@@ -73,7 +73,7 @@ public class DryPauseTests
     public void RunsDry_AMissThenACatch_KeepsPausing()
     {
         var pause = new DryPause(ticks: 1);
-        for (var i = 0; i < DryPause.MaxCredit * 4; i++)
+        for (var i = 0; i < Spinning.MaxCredit * 4; i++)
         {
             BurstThenDry(ref pause).ShouldBeTrue();
             pause.Caught(i % 2 == 0);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using MicroIo.Internal;
 
 namespace MicroIo.Tests;
 
@@ -11,8 +12,8 @@ namespace MicroIo.Tests;
 /// </summary>
 public class AsyncWaitSpinTests
 {
-    private const int Max = RequestRegistry<int, int>.MaxSpinCredit;
-    private const int TrialEvery = RequestRegistry<int, int>.SpinTrialEvery;
+    private const int Max = Spinning.MaxCredit;
+    private const int TrialEvery = Spinning.TrialEvery;
 
     private static readonly TimeSpan s_bound = TimeSpan.FromSeconds(10);
 

@@ -13,25 +13,14 @@ namespace MicroIo.Internal;
 /// </para>
 /// <para>
 /// Only after a burst of at least <see cref="Burst"/> messages, so that a run handling one message at a time (a request
-/// and its reply) never pauses. Like the registry's spin, and for the same reason: a pause that catches nothing costs its
-/// length, so after <see cref="MaxCredit"/> such pauses in a row the run stops pausing but for one trial in
-/// <see cref="TrialEvery"/>, and a pause that catches a message restores the full credit.
+/// and its reply) never pauses. A pause that catches nothing costs its length, so pauses keep a credit by the same rule
+/// as the registry's spin (<see cref="Spinning.IsSpinDue"/>).
 /// </para>
 /// </remarks>
 internal struct DryPause
 {
     /// <summary>How many messages a run must take in a row, since its mailbox last ran dry, before it pauses the next time it does.</summary>
     internal const int Burst = 4;
-
-    /// <summary>How many pauses in a row may catch nothing before the run stops pausing.</summary>
-    internal const int MaxCredit = 8;
-
-    /// <summary>How often, once pausing has stopped, a run pauses again to learn whether it pays again.</summary>
-    internal const int TrialEvery = 32;
-
-    // The credit at which a run pauses as a trial: after a missed pause has brought the credit to 0, the next
-    // TrialEvery - 1 bursts count down to it without pausing.
-    private const int TrialCredit = 1 - TrialEvery;
 
     private readonly long _ticks;
     private int _taken;
@@ -43,7 +32,7 @@ internal struct DryPause
     {
         Debug.Assert(ticks >= 0, "A pause cannot last less than nothing.");
         _ticks = ticks;
-        _credit = MaxCredit;
+        _credit = Spinning.MaxCredit;
     }
 
     /// <summary>Counts a message the run took.</summary>
@@ -59,7 +48,7 @@ internal struct DryPause
             return false;
         }
 
-        if (_credit <= 0 && _credit > TrialCredit)
+        if (!Spinning.IsSpinDue(_credit))
         {
             _credit--;
             return false;
@@ -72,5 +61,5 @@ internal struct DryPause
     public readonly void Pause() => Spinning.For(_ticks);
 
     /// <summary>Records whether the pause caught a message.</summary>
-    public void Caught(bool message) => _credit = message ? MaxCredit : Math.Max(_credit, 1) - 1;
+    public void Caught(bool message) => _credit = Spinning.CreditAfter(_credit, message);
 }
