@@ -155,11 +155,12 @@ public sealed class ActorCore<T>
         var runScope = CancelScope.Current;
         var mailbox = Mailbox;
         var pause = new DryPause(Spinning.HasNoContextOfItsOwn() ? PauseTicks : 0);
+        var taken = 0L;
         while (await mailbox.WaitToGetAsync(cancellationToken).ConfigureAwait(true))
         {
-            while (TryTake(out var item) || TryTakeAfterPause(ref pause, cancellationToken, out item))
+            while (TryTake(out var item) || TryTakeAfterPause(ref pause, taken, cancellationToken, out item))
             {
-                pause.Took();
+                taken++;
                 var started = ActorMetrics.Start();
                 try
                 {
@@ -196,9 +197,9 @@ public sealed class ActorCore<T>
 
     // See DryPause. The checkpoint keeps a run cancelled during the pause from taking another message. Nothing can arrive
     // in a closed mailbox, so a run at its end does not pause.
-    private bool TryTakeAfterPause(ref DryPause pause, CancellationToken cancellationToken, [MaybeNullWhen(false)] out T item)
+    private bool TryTakeAfterPause(ref DryPause pause, long taken, CancellationToken cancellationToken, [MaybeNullWhen(false)] out T item)
     {
-        if (!pause.RunsDry() || Mailbox.IsClosed)
+        if (!pause.RunsDry(taken) || Mailbox.IsClosed)
         {
             item = default;
             return false;

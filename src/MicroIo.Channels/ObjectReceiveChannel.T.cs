@@ -11,6 +11,9 @@ namespace MicroIo;
 /// Every member may be called from any thread. Unless the channel was made with
 /// <see cref="ObjectChannelOptions.SingleReceiver"/>, several receivers may read at once; each item goes to exactly one.
 /// <c>await foreach</c> over the receiver ends quietly at a close and throws the failure of a failed channel.
+/// On more than one processor, <see cref="ReceiveAsync"/> and <c>await foreach</c>, finding the channel empty after a
+/// burst of items, spin for a few microseconds before they wait, off any synchronization context or task scheduler of
+/// their own, so that a producer streaming items runs ahead and they take the next items in a burst.
 /// </remarks>
 public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
 {
@@ -83,7 +86,7 @@ public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
     {
         while (await _core.WaitToReceiveAsync(cancellationToken).ConfigureAwait(false))
         {
-            while (_core.TryReceive(out var item))
+            while (_core.TryReceive(out var item) || _core.TryReceiveAfterPause(cancellationToken, out item))
             {
                 yield return item;
                 Checkpoint.ThrowIfCancelled(cancellationToken);

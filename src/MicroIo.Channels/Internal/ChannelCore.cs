@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
@@ -20,6 +21,10 @@ namespace MicroIo.Internal;
 /// </remarks>
 internal sealed class ChannelCore<T> : IQueuedCount
 {
+    // Three times the actor's pause (measured in docs/benchmarks.md, family 1): a bare receive loop does nothing between
+    // items, so it catches a streaming producer up again sooner than an actor's run, which handles each message.
+    private static readonly long s_pauseTicks = 3 * Spinning.DefaultTicks(Environment.ProcessorCount, Stopwatch.Frequency);
+
     private readonly ItemQueue<T> _queue;
     private readonly CloseScope _state = new();
     private readonly LateSendPolicy _lateSend;
@@ -27,6 +32,9 @@ internal sealed class ChannelCore<T> : IQueuedCount
     private ExceptionDispatchInfo? _failure;
     private long _dropped;
     private int _waitingReceivers;
+
+    // Shared by the channel's receivers without a lock: receives that race here only blur when the next pause is due.
+    private DryPause _pause = new(s_pauseTicks);
 
     public ChannelCore(ObjectChannelOptions options)
     {
@@ -57,6 +65,16 @@ internal sealed class ChannelCore<T> : IQueuedCount
 
     /// <summary>Gets the queue, for tests.</summary>
     internal ItemQueue<T> Queue => _queue;
+
+    /// <summary>Gets or sets how long a receive that finds the channel empty after a burst pauses, in ticks of <see cref="Stopwatch"/>, for tests; set before the first receive.</summary>
+    internal long PauseTicks
+    {
+        get => _pause.Ticks;
+        set => _pause = new DryPause(value);
+    }
+
+    /// <summary>Gets or sets code that tests run in a receive's pause, when its length has passed and it has not yet taken again.</summary>
+    internal Action? InPauseForTests { get; set; }
 
     /// <summary>Gets the number of items queued now.</summary>
     public int Count => _queue.Count;
@@ -194,14 +212,50 @@ internal sealed class ChannelCore<T> : IQueuedCount
         }
     }
 
-    /// <summary>Receives the next item when none was queued at the call: one pooled state machine over the queue's reusable wait.</summary>
+    /// <summary>Receives the next item when none was queued at the call: after a pause when one is due, else one pooled state machine over the queue's reusable wait.</summary>
     /// <remarks>
     /// The pooled builder and the queue's reused waits make a receive that has to wait allocate nothing in steady state.
     /// Waiting receives are served first come, first served: the queue hands each new item to the oldest one. A
     /// single-receiver channel keeps the path that checks for a second waiting receive.
     /// </remarks>
-    public ValueTask<T> ReceiveSlowAsync(CancellationToken cancellationToken) =>
-        _singleReceiver ? ReceiveSingleAsync(cancellationToken) : ReadAsync(cancellationToken);
+    public ValueTask<T> ReceiveSlowAsync(CancellationToken cancellationToken)
+    {
+        if (TryReceiveAfterPause(cancellationToken, out var item))
+        {
+            return new ValueTask<T>(item);
+        }
+
+        return _singleReceiver ? ReceiveSingleAsync(cancellationToken) : ReadAsync(cancellationToken);
+    }
+
+    /// <summary>Called by a receive that has just found the channel empty: pauses if a pause is due, then tries once more to take an item.</summary>
+    /// <remarks>
+    /// See <see cref="DryPause"/>. The channel's items are counted by <c>Sent</c>: a receive finds the channel empty only
+    /// when every item sent was taken. Nothing can arrive in a closed channel, so a receive at its end does not pause, nor
+    /// does one on a synchronization context or task scheduler of its own (<see cref="Spinning.HasNoContextOfItsOwn"/>),
+    /// which the pause would hold. A receive cancelled during the pause takes nothing: the wait after it throws the
+    /// cancellation.
+    /// </remarks>
+    public bool TryReceiveAfterPause(CancellationToken cancellationToken, [MaybeNullWhen(false)] out T item)
+    {
+        if (_state.IsClosed || !_pause.RunsDry(_queue.Sent) || !Spinning.HasNoContextOfItsOwn())
+        {
+            item = default;
+            return false;
+        }
+
+        _pause.Pause();
+        InPauseForTests?.Invoke();
+        if (Checkpoint.IsCancelled(cancellationToken))
+        {
+            item = default;
+            return false;
+        }
+
+        var caught = TryReceive(out item);
+        _pause.Caught(caught);
+        return caught;
+    }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<T> ReadAsync(CancellationToken cancellationToken)

@@ -26,6 +26,13 @@ public class ChannelsStressTests(ITestOutputHelper output)
                 LateSend = lateSend,
                 SingleReceiver = receivers == 1 && random.Next(2) == 0,
             });
+
+            // A receive's pause after a burst (ReceivePauseTests) on any number of processors, half the time.
+            if (random.Next(2) == 0)
+            {
+                receiver.Core.PauseTicks = 1;
+            }
+
             var failWith = random.Next(2) == 0 ? new IOException("failed") : null;
             var closeAfter = random.Next(producers * perProducer + 1);
             long attempts = 0;
