@@ -12,8 +12,8 @@ namespace MicroIo;
 /// <see cref="ObjectChannelOptions.SingleReceiver"/>, several receivers may read at once; each item goes to exactly one.
 /// <c>await foreach</c> over the receiver ends quietly at a close and throws the failure of a failed channel.
 /// On more than one processor, <see cref="ReceiveAsync"/> and <c>await foreach</c>, finding the channel empty after a
-/// burst of items, spin for a few microseconds before they wait, off any synchronization context or task scheduler of
-/// their own, so that a producer streaming items runs ahead and they take the next items in a burst.
+/// burst of items, spin for about 3 µs before they wait, so that a producer streaming items runs ahead and they take the
+/// next items in a burst; they do so only when not running on a synchronization context or task scheduler of their own.
 /// </remarks>
 public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
 {
@@ -40,6 +40,10 @@ public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
     /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled.</exception>
     /// <exception cref="Exception">The channel failed and every item sent before was received: the exception given to <c>Fail</c>, itself.</exception>
     /// <exception cref="InvalidOperationException">The channel has a single receiver and another receive is already waiting.</exception>
+    /// <remarks>
+    /// A receive that finds the channel empty after a burst of items may spin on the calling thread for about 3 µs before
+    /// it returns (see the type's remarks); a receive that has to wait then returns a pending task.
+    /// </remarks>
     public ValueTask<T> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         // Level-triggered: a receive in a cancelled scope throws even when an item is waiting.
@@ -61,6 +65,7 @@ public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
     /// <returns><see langword="true"/> if an item is queued; <see langword="false"/> if the channel is closed and empty.</returns>
     /// <exception cref="OperationCanceledException">The token or the ambient scope was cancelled.</exception>
     /// <exception cref="Exception">The channel failed and is empty: the exception given to <c>Fail</c>, itself.</exception>
+    /// <remarks>Never pauses as <see cref="ReceiveAsync"/> does: a caller that takes with <see cref="TryReceive"/> decides for itself, as an actor's serial run does.</remarks>
     public ValueTask<bool> WaitToReceiveAsync(CancellationToken cancellationToken = default) => _core.WaitToReceiveAsync(cancellationToken);
 
     /// <summary>Takes the items queued now, up to a limit, without waiting; never consumes the end of the channel or its failure.</summary>
@@ -96,5 +101,6 @@ public sealed class ObjectReceiveChannel<T> : IAsyncEnumerable<T>
 
     /// <summary>Returns a <see cref="ChannelReader{T}"/> that reads this channel, for code written for System.Threading.Channels.</summary>
     /// <returns>A reader whose reads are counted in <see cref="Stats"/>; its <c>Completion</c> completes when the channel ends.</returns>
+    /// <remarks>The reader's <c>ReadAsync</c> and <c>ReadAllAsync</c> are System.Threading.Channels' own, over <see cref="WaitToReceiveAsync"/>: they never pause as <see cref="ReceiveAsync"/> does.</remarks>
     public ChannelReader<T> AsChannelReader() => new ReaderAdapter<T>(_core);
 }

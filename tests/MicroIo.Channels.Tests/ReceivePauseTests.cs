@@ -29,7 +29,7 @@ public class ReceivePauseTests
 
     [Theory]
     [MemberData(nameof(Configurations))]
-    public async Task Receive_ItemArrivingWhenABurstRunsDry_IsReturnedWithoutWaiting(int? capacity, bool singleReceiver)
+    public async Task ReceiveAsync_ItemArrivingWhenABurstRunsDry_IsReturnedWithoutWaiting(int? capacity, bool singleReceiver)
     {
         var (tx, rx) = Create(capacity, singleReceiver);
         var pauses = 0;
@@ -44,7 +44,7 @@ public class ReceivePauseTests
 
         // Completed at the call: nothing was listed to wait.
         completedAtCall.ShouldBeTrue();
-        (await receive).ShouldBe(Burst + 1);
+        (await receive.WaitAsync(s_bound)).ShouldBe(Burst + 1);
         pauses.ShouldBe(1);
         rx.Core.Queue.ListedWaits.ShouldBe(0);
         rx.Stats.ShouldBe(new ChannelStats(Burst + 1, Burst + 1, 0, 0, false));
@@ -53,7 +53,7 @@ public class ReceivePauseTests
     [Theory]
     [InlineData(1)]
     [InlineData(Burst - 1)]
-    public async Task Receive_AfterFewerItemsThanABurst_WaitsWithoutPausing(int items)
+    public async Task ReceiveAsync_AfterFewerItemsThanABurst_WaitsWithoutPausing(int items)
     {
         var (tx, rx) = Create(null, false);
         var pauses = 0;
@@ -69,7 +69,7 @@ public class ReceivePauseTests
     }
 
     [Fact]
-    public async Task Receive_AfterAPause_CountsTheBurstFromThePause()
+    public async Task ReceiveAsync_AfterAPause_CountsTheBurstFromThePause()
     {
         var (tx, rx) = Create(null, false);
         var pauses = 0;
@@ -79,7 +79,7 @@ public class ReceivePauseTests
             tx.Send(Burst + 1).ShouldBeTrue();
         };
         await ReceiveBurstAsync(tx, rx, Burst);
-        (await (await StartReceiveAsync(rx)).Receive).ShouldBe(Burst + 1);
+        (await (await StartReceiveAsync(rx)).Receive.WaitAsync(s_bound)).ShouldBe(Burst + 1);
 
         // One item since the channel last ran dry: this receive waits.
         var (completedAtCall, receive) = await StartReceiveAsync(rx);
@@ -91,7 +91,59 @@ public class ReceivePauseTests
     }
 
     [Fact]
-    public async Task Receive_AtTheEndOfAClosedChannel_DoesNotPause()
+    public async Task ReceiveAsync_AfterPausesInARowThatCatchNothing_StopsPausing()
+    {
+        var (tx, rx) = Create(null, false);
+        var pauses = 0;
+        rx.Core.InPauseForTests = () => pauses++;
+
+        await SpendTheCreditAsync(tx, rx);
+
+        // The credit ran out after MaxCredit misses: the last burst's run-dry did not pause.
+        pauses.ShouldBe(Spinning.MaxCredit);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_CreditRunOutOnAnotherChannel_StillPauses()
+    {
+        var (spentTx, spentRx) = Create(null, false);
+        var (tx, rx) = Create(null, false);
+        await SpendTheCreditAsync(spentTx, spentRx);
+        rx.Core.InPauseForTests = () => tx.Send(Burst + 1).ShouldBeTrue();
+        await ReceiveBurstAsync(tx, rx, Burst);
+
+        var (completedAtCall, receive) = await StartReceiveAsync(rx);
+
+        completedAtCall.ShouldBeTrue();
+        (await receive.WaitAsync(s_bound)).ShouldBe(Burst + 1);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_SecondOnASingleReceiverChannel_ThrowsWithoutPausing()
+    {
+        // The first receive waits without a pause; then a fresh pause, due at the burst already sent, for the second.
+        var (tx, rx) = Create(null, true, pauseTicks: 0);
+        await ReceiveBurstAsync(tx, rx, Burst);
+        var (firstCompleted, first) = await StartReceiveAsync(rx);
+        firstCompleted.ShouldBeFalse();
+        rx.Core.PauseTicks = 1;
+        var pauses = 0;
+        rx.Core.InPauseForTests = () =>
+        {
+            pauses++;
+            tx.Send(Burst + 1).ShouldBeTrue();
+        };
+
+        var (_, second) = await StartReceiveAsync(rx);
+
+        await Should.ThrowAsync<InvalidOperationException>(second.WaitAsync(s_bound));
+        pauses.ShouldBe(0);
+        tx.Send(Burst + 1).ShouldBeTrue();
+        (await first.WaitAsync(s_bound)).ShouldBe(Burst + 1);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_AtTheEndOfAClosedChannel_DoesNotPause()
     {
         var (tx, rx) = Create(null, false);
         var pauses = 0;
@@ -105,7 +157,7 @@ public class ReceivePauseTests
     }
 
     [Fact]
-    public async Task Receive_WithoutAPauseLength_WaitsWithoutPausing()
+    public async Task ReceiveAsync_WithoutAPauseLength_WaitsWithoutPausing()
     {
         // As on one processor (Spinning.DefaultTicks).
         var (tx, rx) = Create(null, false, pauseTicks: 0);
@@ -137,7 +189,7 @@ public class ReceivePauseTests
 
     [Theory]
     [MemberData(nameof(Places))]
-    public async Task Receive_PausesOnlyOffAContextOrSchedulerOfItsOwn(string place, bool pauses)
+    public async Task ReceiveAsync_InEachPlace_PausesOnlyOffAContextOrSchedulerOfItsOwn(string place, bool pauses)
     {
         var (tx, rx) = Create(null, false);
         var paused = 0;
@@ -170,14 +222,28 @@ public class ReceivePauseTests
         (await received.WaitAsync(s_bound)).ShouldBe(Burst + 1);
     }
 
+    public static TheoryData<int?, bool, bool> ConfigurationsAndCancellers
+    {
+        get
+        {
+            var data = new TheoryData<int?, bool, bool>();
+            foreach (var configuration in Configurations)
+            {
+                data.Add((int?)configuration[0], (bool)configuration[1]!, false);
+                data.Add((int?)configuration[0], (bool)configuration[1]!, true);
+            }
+
+            return data;
+        }
+    }
+
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Receive_CancelledDuringThePause_TakesNothing(bool byEnclosingScope)
+    [MemberData(nameof(ConfigurationsAndCancellers))]
+    public async Task ReceiveAsync_CancelledDuringThePause_TakesNothing(int? capacity, bool singleReceiver, bool byEnclosingScope)
     {
         using var cts = new CancellationTokenSource();
         var scope = new CancelScope();
-        var (tx, rx) = Create(null, false);
+        var (tx, rx) = Create(capacity, singleReceiver);
         rx.Core.InPauseForTests = () =>
         {
             tx.Send(Burst + 1).ShouldBeTrue();
@@ -208,20 +274,26 @@ public class ReceivePauseTests
 
         // The item that arrived with the cancellation stays in the channel, and no wait stays listed.
         rx.Core.Queue.ListedWaits.ShouldBe(0);
+        rx.Stats.ShouldBe(new ChannelStats(Burst + 1, Burst, 0, 1, false));
         rx.TryReceive(out var left).ShouldBeTrue();
         left.ShouldBe(Burst + 1);
     }
 
-    [Fact]
-    public async Task Enumeration_ItemArrivingWhenABurstRunsDry_IsYieldedInTheSameBurst()
+    [Theory]
+    [MemberData(nameof(Configurations))]
+    public async Task GetAsyncEnumerator_ItemsArrivingWhenABurstRunsDry_AreYieldedWithoutWaiting(int? capacity, bool singleReceiver)
     {
-        var (tx, rx) = Create(null, false);
+        var (tx, rx) = Create(capacity, singleReceiver);
         var pauses = 0;
         rx.Core.InPauseForTests = () =>
         {
             if (++pauses == 1)
             {
-                tx.Send(Burst + 1).ShouldBeTrue();
+                for (var i = Burst + 1; i <= 2 * Burst; i++)
+                {
+                    tx.Send(i).ShouldBeTrue();
+                }
+
                 tx.Close();
             }
         };
@@ -239,17 +311,18 @@ public class ReceivePauseTests
             }
         }).WaitAsync(s_bound);
 
-        received.ShouldBe(Enumerable.Range(1, Burst + 1));
+        received.ShouldBe(Enumerable.Range(1, 2 * Burst));
 
-        // The one pause that caught the item; the closed channel's end is not paused for.
+        // The one pause that caught the second burst. That burst ran the channel dry again, but closed: no second pause.
         pauses.ShouldBe(1);
     }
 
-    [Fact]
-    public async Task Enumeration_CancelledDuringThePause_TakesNothing()
+    [Theory]
+    [MemberData(nameof(Configurations))]
+    public async Task GetAsyncEnumerator_CancelledDuringThePause_TakesNothing(int? capacity, bool singleReceiver)
     {
         using var cts = new CancellationTokenSource();
-        var (tx, rx) = Create(null, false);
+        var (tx, rx) = Create(capacity, singleReceiver);
         rx.Core.InPauseForTests = () =>
         {
             tx.Send(Burst + 1).ShouldBeTrue();
@@ -272,6 +345,30 @@ public class ReceivePauseTests
         received.ShouldBe(Enumerable.Range(1, Burst));
         rx.TryReceive(out var left).ShouldBeTrue();
         left.ShouldBe(Burst + 1);
+    }
+
+    // Runs MaxCredit + 1 bursts, each of which runs the channel dry with nothing arriving in the pause, so the receive
+    // that found it empty waits for the next item; the last run-dry finds the credit spent.
+    private static async Task SpendTheCreditAsync(ObjectSendChannel<int> tx, ObjectReceiveChannel<int> rx)
+    {
+        var next = 1;
+        for (var round = 0; round <= Spinning.MaxCredit; round++)
+        {
+            for (var i = 0; i < Burst; i++)
+            {
+                tx.Send(next + i).ShouldBeTrue();
+            }
+
+            for (var i = 0; i < Burst; i++)
+            {
+                (await rx.ReceiveAsync()).ShouldBe(next++);
+            }
+
+            var (completedAtCall, receive) = await StartReceiveAsync(rx);
+            completedAtCall.ShouldBeFalse();
+            tx.Send(next).ShouldBeTrue();
+            (await receive.WaitAsync(s_bound)).ShouldBe(next++);
+        }
     }
 
     // Starts a receive on the thread pool, off the test framework's synchronization context, and returns whether it had

@@ -5,7 +5,7 @@ using System.Runtime.ExceptionServices;
 
 namespace MicroIo.Internal;
 
-/// <summary>The state both endpoints of one channel share: the queue, the close state and the dropped count.</summary>
+/// <summary>The state both endpoints of one channel share: the queue, the close state, the dropped count and the receives' pause.</summary>
 /// <remarks>
 /// <para>
 /// Close is linearizable with sends because the queue decides both under its own lock: a write it accepted is read before
@@ -173,7 +173,10 @@ internal sealed class ChannelCore<T> : IQueuedCount
     }
 
     /// <summary>Waits until an item can be received; returns false at the end of a closed channel and throws the failure of a failed one.</summary>
-    /// <remarks>Pooled: an actor's loop waits here whenever its mailbox runs dry, and must not allocate each time.</remarks>
+    /// <remarks>
+    /// Pooled: an actor's loop waits here whenever its mailbox runs dry, and must not allocate each time. It never pauses
+    /// (<see cref="TryReceiveAfterPause"/>): its caller takes the items, and pauses when it should, as the actor's run does.
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> WaitToReceiveAsync(CancellationToken cancellationToken)
     {
@@ -212,7 +215,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
         }
     }
 
-    /// <summary>Receives the next item when none was queued at the call: after a pause when one is due, else one pooled state machine over the queue's reusable wait.</summary>
+    /// <summary>Receives the next item when none was queued at the call: from a pause when one is due and catches it, else by one pooled state machine over the queue's reusable wait.</summary>
     /// <remarks>
     /// The pooled builder and the queue's reused waits make a receive that has to wait allocate nothing in steady state.
     /// Waiting receives are served first come, first served: the queue hands each new item to the oldest one. A
@@ -228,17 +231,26 @@ internal sealed class ChannelCore<T> : IQueuedCount
         return _singleReceiver ? ReceiveSingleAsync(cancellationToken) : ReadAsync(cancellationToken);
     }
 
-    /// <summary>Called by a receive that has just found the channel empty: pauses if a pause is due, then tries once more to take an item.</summary>
+    /// <summary>Pauses if a pause is due, then tries once more to take an item; called by a receive that has just found the channel empty.</summary>
     /// <remarks>
+    /// <para>
     /// See <see cref="DryPause"/>. The channel's items are counted by <c>Sent</c>: a receive finds the channel empty only
     /// when every item sent was taken. Nothing can arrive in a closed channel, so a receive at its end does not pause, nor
     /// does one on a synchronization context or task scheduler of its own (<see cref="Spinning.HasNoContextOfItsOwn"/>),
-    /// which the pause would hold. A receive cancelled during the pause takes nothing: the wait after it throws the
-    /// cancellation.
+    /// which the pause would hold; such a receive still marks the run-dry, as it empties the channel as much as any.
+    /// </para>
+    /// <para>
+    /// A single-receiver channel with a receive already waiting does not pause either: the second receive must fail at
+    /// once, not take an item that arrived during its pause. A receive cancelled during the pause takes nothing: the wait
+    /// after it throws the cancellation.
+    /// </para>
     /// </remarks>
     public bool TryReceiveAfterPause(CancellationToken cancellationToken, [MaybeNullWhen(false)] out T item)
     {
-        if (_state.IsClosed || !_pause.RunsDry(_queue.Sent) || !Spinning.HasNoContextOfItsOwn())
+        if (_state.IsClosed
+            || (_singleReceiver && Volatile.Read(ref _waitingReceivers) != 0)
+            || !_pause.RunsDry(_queue.Sent)
+            || !Spinning.HasNoContextOfItsOwn())
         {
             item = default;
             return false;

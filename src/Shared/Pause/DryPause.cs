@@ -7,7 +7,7 @@ namespace MicroIo.Internal;
 /// <para>
 /// A reader that empties its queue while a producer streams into it has likely caught the producer up: from then on it
 /// finds the queue empty every few items, and each time lists a wait that the producer must wake through the thread pool
-/// (in docs/benchmarks.md, families 1 and 2, the slow rounds were those in which the reader found the queue empty tens of
+/// (in docs/benchmarks.md, family 2, the slow rounds were those in which the reader found the queue empty tens of
 /// thousands of times in a million items). A short pause lets the producer run ahead, so the reader takes the next items
 /// in a burst.
 /// </para>
@@ -17,8 +17,9 @@ namespace MicroIo.Internal;
 /// pauses keep a credit by the same rule as the registry's spin (<see cref="Spinning.IsSpinDue"/>).
 /// </para>
 /// <para>
-/// The caller counts the items; the pause keeps only the count at the last run-dry. Linked into the packages that set
-/// <c>UsesDryPause</c>.
+/// The caller counts the items; the pause keeps only the count at the last run-dry. Not thread-safe: an actor's run
+/// keeps its own, and a channel's receivers share one without a lock, so that receives racing on it only blur when the
+/// next pause is due. Linked into the packages that set <c>UsesDryPause</c>.
 /// </para>
 /// </remarks>
 internal struct DryPause
@@ -43,7 +44,7 @@ internal struct DryPause
     public readonly long Ticks => _ticks;
 
     /// <summary>Returns whether the reader, which has just found its queue empty, pauses now.</summary>
-    /// <param name="count">How many items have been taken from the queue so far; a count that never goes down.</param>
+    /// <param name="count">How many items have been taken from the queue so far (or sent to it, for a queue found empty); a count older than the one given last, from a racing reader, means no pause.</param>
     public bool RunsDry(long count)
     {
         var afterBurst = count - _countAtDry >= Burst;

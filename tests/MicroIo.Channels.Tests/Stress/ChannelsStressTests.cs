@@ -27,7 +27,8 @@ public class ChannelsStressTests(ITestOutputHelper output)
                 SingleReceiver = receivers == 1 && random.Next(2) == 0,
             });
 
-            // A receive's pause after a burst (ReceivePauseTests) on any number of processors, half the time.
+            // Half the time, a one-tick pause after a burst (ReceivePauseTests), which pauses on one processor too; the
+            // default pauses only on more than one.
             if (random.Next(2) == 0)
             {
                 receiver.Core.PauseTicks = 1;
