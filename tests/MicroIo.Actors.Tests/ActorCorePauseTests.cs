@@ -90,6 +90,58 @@ public class ActorCorePauseTests
     }
 
     [Fact]
+    public async Task Serial_AfterPausesInARowThatCatchNothing_StopsPausing()
+    {
+        // Each burst's pause catches nothing: the next burst comes at the take after it, too late. After MaxCredit such
+        // pauses, the message that comes as the next burst runs dry is not caught by a pause but waited for.
+        var next = Burst;
+        var steps = new List<Action<SteppedMailbox>>();
+        for (var round = 0; round < Spinning.MaxCredit + 1; round++)
+        {
+            steps.Add(_ => { });
+            steps.Add(m =>
+            {
+                for (var i = 0; i < Burst; i++)
+                {
+                    m.Inner.Submit(++next);
+                }
+            });
+        }
+
+        steps.RemoveAt(steps.Count - 1);
+        steps[^1] = m => m.Inner.Submit(++next);
+        steps.Add(m => m.Inner.Close());
+        var mailbox = new SteppedMailbox([.. steps]);
+
+        var handled = await RunAsync(mailbox, Burst);
+
+        handled.ShouldBe(Enumerable.Range(1, ((Spinning.MaxCredit + 1) * Burst) + 1));
+
+        // The first wait, one after each missed pause, one for the last message and one that finds the end. Pausing
+        // once more would have caught the last message without its wait.
+        mailbox.Waits.ShouldBe(Spinning.MaxCredit + 3);
+    }
+
+    [Fact]
+    public async Task Serial_WhenAPauseIsDue_SpinsAtLeastItsLength()
+    {
+        // A lower bound only, which the clock guarantees however busy the machine is.
+        var length = Stopwatch.Frequency / 1_000;
+        var ranDry = 0L;
+        var tookAgain = 0L;
+        var mailbox = new SteppedMailbox(_ => ranDry = Stopwatch.GetTimestamp(), m =>
+        {
+            tookAgain = Stopwatch.GetTimestamp();
+            m.Inner.Close();
+        });
+
+        var handled = await RunAsync(mailbox, Burst, pauseTicks: length);
+
+        handled.ShouldBe(Enumerable.Range(1, Burst));
+        (tookAgain - ranDry).ShouldBeGreaterThanOrEqualTo(length);
+    }
+
+    [Fact]
     public void PauseTicks_ByDefault_IsTheDefaultSpinOfThisMachine() =>
         new ActorCore<int>((_, _) => Task.CompletedTask).PauseTicks.ShouldBe(Spinning.DefaultTicks(Environment.ProcessorCount, Stopwatch.Frequency));
 

@@ -174,6 +174,29 @@ public class ReceivePauseTests
     }
 
     [Fact]
+    public async Task ReceiveAsync_WhenAPauseIsDue_SpinsAtLeastItsLength()
+    {
+        // A lower bound only, which the clock guarantees however busy the machine is.
+        var length = Stopwatch.Frequency / 1_000;
+        var (tx, rx) = Create(null, false, pauseTicks: length);
+        var start = 0L;
+        var elapsed = 0L;
+        rx.Core.InPauseForTests = () =>
+        {
+            elapsed = Stopwatch.GetTimestamp() - start;
+            tx.Send(Burst + 1).ShouldBeTrue();
+        };
+        await ReceiveBurstAsync(tx, rx, Burst);
+
+        start = Stopwatch.GetTimestamp();
+        var (completedAtCall, receive) = await StartReceiveAsync(rx);
+
+        completedAtCall.ShouldBeTrue();
+        (await receive.WaitAsync(s_bound)).ShouldBe(Burst + 1);
+        elapsed.ShouldBeGreaterThanOrEqualTo(length);
+    }
+
+    [Fact]
     public void PauseTicks_ByDefault_IsThreeTimesTheDefaultSpinOfThisMachine() =>
         ObjectChannel.Create<int>().Receiver.Core.PauseTicks.ShouldBe(3 * Spinning.DefaultTicks(Environment.ProcessorCount, Stopwatch.Frequency));
 

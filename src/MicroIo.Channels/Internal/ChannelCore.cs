@@ -21,8 +21,9 @@ namespace MicroIo.Internal;
 /// </remarks>
 internal sealed class ChannelCore<T> : IQueuedCount
 {
-    // Three times the actor's pause (measured in docs/benchmarks.md, family 1): a bare receive loop does nothing between
-    // items, so it catches a streaming producer up again sooner than an actor's run, which handles each message.
+    // Three times the actor's pause, as measured in docs/benchmarks.md, family 1 (at 1 µs one row was slower than with no
+    // pause). Likely because a bare receive loop does nothing between items, so it catches a streaming producer up again
+    // sooner than an actor's run, which handles each message; not established.
     private static readonly long s_pauseTicks = 3 * Spinning.DefaultTicks(Environment.ProcessorCount, Stopwatch.Frequency);
 
     private readonly ItemQueue<T> _queue;
