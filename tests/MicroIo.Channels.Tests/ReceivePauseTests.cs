@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using MicroIo.Internal;
 
 namespace MicroIo.Tests;
@@ -32,12 +33,7 @@ public class ReceivePauseTests
     public async Task ReceiveAsync_ItemArrivingWhenABurstRunsDry_IsReturnedWithoutWaiting(int? capacity, bool singleReceiver)
     {
         var (tx, rx) = Create(capacity, singleReceiver);
-        var pauses = 0;
-        rx.Core.InPauseForTests = () =>
-        {
-            pauses++;
-            tx.Send(Burst + 1).ShouldBeTrue();
-        };
+        var pauses = CountPauses(rx, () => tx.Send(Burst + 1).ShouldBeTrue());
         await ReceiveBurstAsync(tx, rx, Burst);
 
         var (completedAtCall, receive) = await StartReceiveAsync(rx);
@@ -45,7 +41,7 @@ public class ReceivePauseTests
         // Completed at the call: nothing was listed to wait.
         completedAtCall.ShouldBeTrue();
         (await receive.WaitAsync(s_bound)).ShouldBe(Burst + 1);
-        pauses.ShouldBe(1);
+        pauses.Value.ShouldBe(1);
         rx.Core.Queue.ListedWaits.ShouldBe(0);
         rx.Stats.ShouldBe(new ChannelStats(Burst + 1, Burst + 1, 0, 0, false));
     }
@@ -56,8 +52,7 @@ public class ReceivePauseTests
     public async Task ReceiveAsync_AfterFewerItemsThanABurst_WaitsWithoutPausing(int items)
     {
         var (tx, rx) = Create(null, false);
-        var pauses = 0;
-        rx.Core.InPauseForTests = () => pauses++;
+        var pauses = CountPauses(rx);
         await ReceiveBurstAsync(tx, rx, items);
 
         var (completedAtCall, receive) = await StartReceiveAsync(rx);
@@ -65,19 +60,14 @@ public class ReceivePauseTests
         completedAtCall.ShouldBeFalse();
         tx.Send(items + 1).ShouldBeTrue();
         (await receive.WaitAsync(s_bound)).ShouldBe(items + 1);
-        pauses.ShouldBe(0);
+        pauses.Value.ShouldBe(0);
     }
 
     [Fact]
     public async Task ReceiveAsync_AfterAPause_CountsTheBurstFromThePause()
     {
         var (tx, rx) = Create(null, false);
-        var pauses = 0;
-        rx.Core.InPauseForTests = () =>
-        {
-            pauses++;
-            tx.Send(Burst + 1).ShouldBeTrue();
-        };
+        var pauses = CountPauses(rx, () => tx.Send(Burst + 1).ShouldBeTrue());
         await ReceiveBurstAsync(tx, rx, Burst);
         (await (await StartReceiveAsync(rx)).Receive.WaitAsync(s_bound)).ShouldBe(Burst + 1);
 
@@ -85,7 +75,7 @@ public class ReceivePauseTests
         var (completedAtCall, receive) = await StartReceiveAsync(rx);
 
         completedAtCall.ShouldBeFalse();
-        pauses.ShouldBe(1);
+        pauses.Value.ShouldBe(1);
         rx.Close();
         await Should.ThrowAsync<EndOfChannelException>(receive.WaitAsync(s_bound));
     }
@@ -94,13 +84,12 @@ public class ReceivePauseTests
     public async Task ReceiveAsync_AfterPausesInARowThatCatchNothing_StopsPausing()
     {
         var (tx, rx) = Create(null, false);
-        var pauses = 0;
-        rx.Core.InPauseForTests = () => pauses++;
+        var pauses = CountPauses(rx);
 
         await SpendTheCreditAsync(tx, rx);
 
         // The credit ran out after MaxCredit misses: the last burst's run-dry did not pause.
-        pauses.ShouldBe(Spinning.MaxCredit);
+        pauses.Value.ShouldBe(Spinning.MaxCredit);
     }
 
     [Fact]
@@ -127,17 +116,12 @@ public class ReceivePauseTests
         var (firstCompleted, first) = await StartReceiveAsync(rx);
         firstCompleted.ShouldBeFalse();
         rx.Core.PauseTicks = 1;
-        var pauses = 0;
-        rx.Core.InPauseForTests = () =>
-        {
-            pauses++;
-            tx.Send(Burst + 1).ShouldBeTrue();
-        };
+        var pauses = CountPauses(rx, () => tx.Send(Burst + 1).ShouldBeTrue());
 
         var (_, second) = await StartReceiveAsync(rx);
 
         await Should.ThrowAsync<InvalidOperationException>(second.WaitAsync(s_bound));
-        pauses.ShouldBe(0);
+        pauses.Value.ShouldBe(0);
         tx.Send(Burst + 1).ShouldBeTrue();
         (await first.WaitAsync(s_bound)).ShouldBe(Burst + 1);
     }
@@ -146,14 +130,13 @@ public class ReceivePauseTests
     public async Task ReceiveAsync_AtTheEndOfAClosedChannel_DoesNotPause()
     {
         var (tx, rx) = Create(null, false);
-        var pauses = 0;
-        rx.Core.InPauseForTests = () => pauses++;
+        var pauses = CountPauses(rx);
         await ReceiveBurstAsync(tx, rx, Burst);
         tx.Close();
 
         await Should.ThrowAsync<EndOfChannelException>(Task.Run(() => rx.ReceiveAsync().AsTask()).WaitAsync(s_bound));
 
-        pauses.ShouldBe(0);
+        pauses.Value.ShouldBe(0);
     }
 
     [Fact]
@@ -161,14 +144,13 @@ public class ReceivePauseTests
     {
         // As on one processor (Spinning.DefaultTicks).
         var (tx, rx) = Create(null, false, pauseTicks: 0);
-        var pauses = 0;
-        rx.Core.InPauseForTests = () => pauses++;
+        var pauses = CountPauses(rx);
         await ReceiveBurstAsync(tx, rx, Burst);
 
         var (completedAtCall, receive) = await StartReceiveAsync(rx);
 
         completedAtCall.ShouldBeFalse();
-        pauses.ShouldBe(0);
+        pauses.Value.ShouldBe(0);
         tx.Send(Burst + 1).ShouldBeTrue();
         (await receive.WaitAsync(s_bound)).ShouldBe(Burst + 1);
     }
@@ -215,8 +197,7 @@ public class ReceivePauseTests
     public async Task ReceiveAsync_InEachPlace_PausesOnlyOffAContextOrSchedulerOfItsOwn(string place, bool pauses)
     {
         var (tx, rx) = Create(null, false);
-        var paused = 0;
-        rx.Core.InPauseForTests = () => paused++;
+        var paused = CountPauses(rx);
         await ReceiveBurstAsync(tx, rx, Burst);
         Func<Task<Task<int>>> receive = () => Task.FromResult(rx.ReceiveAsync().AsTask());
 
@@ -240,7 +221,7 @@ public class ReceivePauseTests
             }),
         };
 
-        paused.ShouldBe(pauses ? 1 : 0);
+        paused.Value.ShouldBe(pauses ? 1 : 0);
         tx.Send(Burst + 1).ShouldBeTrue();
         (await received.WaitAsync(s_bound)).ShouldBe(Burst + 1);
     }
@@ -407,6 +388,19 @@ public class ReceivePauseTests
             CancellationToken.None,
             TaskCreationOptions.None,
             TaskScheduler.Default).WaitAsync(s_bound);
+    }
+
+    // Counts the channel's pauses, and does in each what a producer would do then, if anything. The count is read on the
+    // test's thread after the receive's task has completed, which orders it after the pause.
+    private static StrongBox<int> CountPauses(ObjectReceiveChannel<int> rx, Action? inPause = null)
+    {
+        var pauses = new StrongBox<int>();
+        rx.Core.InPauseForTests = () =>
+        {
+            pauses.Value++;
+            inPause?.Invoke();
+        };
+        return pauses;
     }
 
     private static (ObjectSendChannel<int> Sender, ObjectReceiveChannel<int> Receiver) Create(int? capacity, bool singleReceiver, long pauseTicks = 1)
