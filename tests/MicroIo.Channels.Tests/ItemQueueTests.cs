@@ -499,6 +499,99 @@ public sealed class ItemQueueTests
     }
 
     [Fact]
+    public void TryWrite_AfterReadsWithoutTheLockOnAFullBoundedQueue_TakesExactlyTheRoomTheyMade()
+    {
+        // The queue reads the count of reads again only when the count it last read shows no room: the writes of 4, 5 and
+        // 8 read it again and find exactly the room made since; those of 6 and 7 go on the count the write of 5 read.
+        var queue = new ItemQueue<int>(4);
+        for (var i = 0; i < 4; i++)
+        {
+            queue.TryWrite(i).ShouldBe(ItemQueue<int>.WriteResult.Written);
+        }
+
+        queue.TryWrite(4).ShouldBe(ItemQueue<int>.WriteResult.Full);
+        queue.TryRead(out _).ShouldBeTrue();
+        queue.TryWrite(4).ShouldBe(ItemQueue<int>.WriteResult.Written);
+        queue.TryWrite(5).ShouldBe(ItemQueue<int>.WriteResult.Full);
+        for (var i = 0; i < 3; i++)
+        {
+            queue.TryRead(out _).ShouldBeTrue();
+        }
+
+        for (var i = 5; i < 8; i++)
+        {
+            queue.TryWrite(i).ShouldBe(ItemQueue<int>.WriteResult.Written);
+        }
+
+        queue.TryWrite(8).ShouldBe(ItemQueue<int>.WriteResult.Full);
+        queue.Count.ShouldBe(4);
+        queue.Sent.ShouldBe(8);
+        queue.Received.ShouldBe(4);
+    }
+
+    [Fact]
+    public async Task TryWrite_AfterHandOversOnABoundedQueue_TakesTheRoomTheyLeftAndNoMore()
+    {
+        // A write handed to a waiting read counts the read too, so the count of reads last read falls behind without any
+        // room being taken: two hand-overs leave it two behind, and the writes after them must still stop at the capacity.
+        var queue = new ItemQueue<int>(1);
+        for (var i = 0; i < 2; i++)
+        {
+            var read = queue.ReadAsync(CancellationToken.None);
+            queue.TryWrite(i).ShouldBe(ItemQueue<int>.WriteResult.Written);
+            (await read.AsTask().WaitAsync(Bound)).ShouldBe(i);
+        }
+
+        queue.TryWrite(2).ShouldBe(ItemQueue<int>.WriteResult.Written);
+        queue.TryWrite(3).ShouldBe(ItemQueue<int>.WriteResult.Full);
+
+        queue.Count.ShouldBe(1);
+        queue.Sent.ShouldBe(3);
+        queue.Received.ShouldBe(2);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(64)]
+    public async Task WriteAsync_RacingReadsWithoutTheLock_NeverQueuesMoreThanTheCapacity(int capacity)
+    {
+        const int Items = 20_000;
+        var queue = new ItemQueue<int>(capacity);
+        var most = 0;
+
+        // One writer: only reads change the count between its write and its look, and they only lower it.
+        var writer = Task.Run(async () =>
+        {
+            for (var i = 0; i < Items; i++)
+            {
+                (await queue.WriteAsync(i, CancellationToken.None)).ShouldBeTrue();
+                most = Math.Max(most, queue.Count);
+            }
+        });
+        var reader = Task.Run(async () =>
+        {
+            for (var next = 0; next < Items;)
+            {
+                if (queue.TryRead(out var item))
+                {
+                    item.ShouldBe(next);
+                    next++;
+                }
+                else
+                {
+                    (await queue.WaitToReadAsync(CancellationToken.None)).ShouldBeTrue();
+                }
+            }
+        });
+
+        await Task.WhenAll(writer, reader).WaitAsync(Bound);
+        most.ShouldBeLessThanOrEqualTo(capacity);
+        queue.Received.ShouldBe(Items);
+        queue.ListedWaits.ShouldBe(0);
+    }
+
+    [Fact]
     public async Task WakeRacingCancel_EveryWaitEndsExactlyOnce_NothingIsLost_NothingStaysListed()
     {
         var queue = new ItemQueue<int>(null);

@@ -14,10 +14,11 @@ namespace MicroIo.Internal;
 /// exact count DESIGN asks for costs the sender no interlocked operation of its own, except when it hands its item to
 /// a waiting read and counts that receive too (docs/benchmarks.md, family 1). An unbounded queue's reads count nothing:
 /// what it has received is what was sent less what is still queued, read under the lock (<see cref="Counts"/>), which
-/// spares every receive an interlocked operation. A bounded queue keeps no count of its own: its room is the capacity
-/// less (<c>Sent</c> - <c>Received</c>), which counts an item a read has taken and not yet counted. So a bounded write
-/// can find the queue full while it holds fewer items than its capacity, for as long as a read is between its take and
-/// its count, or room a read made is owed to writes already waiting for it.
+/// spares every receive an interlocked operation. A bounded queue keeps no count of what is queued: its room is the
+/// capacity less (<c>Sent</c> - <c>Received</c>), which counts an item a read has taken and not yet counted. So a bounded
+/// write can find the queue full while it holds fewer items than its capacity, for as long as a read is between its take
+/// and its count, or room a read made is owed to writes already waiting for it. A bounded write reads <c>Received</c>
+/// only when the count of it last read shows no room: while the receivers keep up, once in about capacity items.
 /// </para>
 /// <para>
 /// The end is decided under the same lock as every write, so a write is either accepted before the end, and read, or
@@ -48,6 +49,11 @@ internal sealed class ItemQueue<T> : IWaiterOwner
     // own cache line.
     private PaddedCounter _sent;
     private PaddedCounter _received;
+
+    // Under the lock: the count of Received that HasRoomLocked last read (see there). A field of its own: beside Sent, on
+    // the senders' line, the bounded handoff ran at about twice the time an item in a harness (docs/benchmarks.md, family
+    // 1); why was not found.
+    private long _receivedSeen;
 
     // Under the lock: the lists of waits. A read that takes without the lock looks at the two waits for room after it
     // counts its item (see TryRead).
@@ -125,7 +131,25 @@ internal sealed class ItemQueue<T> : IWaiterOwner
 
     // Sent is written only under the lock, and Received is added only after an item is taken, so the difference never
     // counts fewer items than are queued: a write that sees room never takes the queue past its capacity.
-    private bool HasRoomLocked => _sent.Value - Volatile.Read(ref _received.Value) < _capacity;
+    //
+    // Received is read only when the count of it last read here shows no room, so that a write does not pull the line the
+    // receivers write on every item back to its own core on every item (docs/benchmarks.md, family 1): while they keep
+    // up, once in about capacity items (every item, at capacity 1). The count seen is one Received reached, and Received
+    // only grows, so room it shows is there, and a fresh read would show it too. No room is always the answer of a read
+    // made here, after MakeRoomAfterListing's fence when a wait for room has just listed itself, so a read without the
+    // lock still either sees that wait or has its count seen (TryRead).
+    private bool HasRoomLocked()
+    {
+        // Stryker disable once Arithmetic,Block,Statement : a fast path with the same answer as the fresh read below; only
+        // cache traffic differs.
+        if (_sent.Value - _receivedSeen < _capacity)
+        {
+            return true;
+        }
+
+        _receivedSeen = Volatile.Read(ref _received.Value);
+        return _sent.Value - _receivedSeen < _capacity;
+    }
 
     /// <summary>Gets the number of items sent and the number received, read together: their difference is never negative.</summary>
     /// <remarks>
@@ -475,7 +499,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
 
         // A listed read means nothing is queued: it takes the item, room or not.
         taker = (ChannelWaiter<T>?)_takers.ClaimFirst();
-        if (taker is null && _bounded && !HasRoomLocked)
+        if (taker is null && _bounded && !HasRoomLocked())
         {
             return WriteResult.Full;
         }
@@ -547,7 +571,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
         // Once per Freed: the line below is the head of a chain, not added to one.
         Debug.Assert(freed.Putters is null && freed.Writers is null, "Room was made twice for one Freed.");
         ChannelWaiter? last = null;
-        while (HasRoomLocked && _putters.ClaimFirst() is ChannelPutter<T> putter)
+        while (HasRoomLocked() && _putters.ClaimFirst() is ChannelPutter<T> putter)
         {
             // Moving a waiting write's item in is a write like any other. A read may be listed, or a wait for something to
             // read: one that found the queue empty while a read without the lock had taken the last item and not yet made
@@ -572,7 +596,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
             last = putter;
         }
 
-        if (_putters.Head is null && HasRoomLocked)
+        if (_putters.Head is null && HasRoomLocked())
         {
             freed.Writers = TakeAll(ref _writers);
         }
@@ -630,7 +654,7 @@ internal sealed class ItemQueue<T> : IWaiterOwner
         lock (_sync)
         {
             bool? ready = forRoom
-                ? _done ? false : _putters.Head is null && HasRoomLocked ? true : null
+                ? _done ? false : _putters.Head is null && HasRoomLocked() ? true : null
                 : !_items.IsEmpty ? true : _done ? false : null;
             if (ready is { } now)
             {
