@@ -27,7 +27,7 @@ internal sealed class ChannelCore<T> : IQueuedCount
     private static readonly long s_pauseTicks = 3 * Spinning.DefaultTicks(Environment.ProcessorCount, Stopwatch.Frequency);
 
     private readonly ItemQueue<T> _queue;
-    private readonly CloseScope _state = new();
+    private readonly CloseScope _state;
     private readonly LateSendPolicy _lateSend;
     private readonly bool _singleReceiver;
     private ExceptionDispatchInfo? _failure;
@@ -42,6 +42,11 @@ internal sealed class ChannelCore<T> : IQueuedCount
         _lateSend = options.LateSend;
         _singleReceiver = options.SingleReceiver;
         _queue = new ItemQueue<T>(options.Capacity);
+
+        // After the queue, whose lock it allocates last: the close state and what it holds, which nothing touches per item,
+        // then lie between that lock and the endpoints allocated next, whose receive endpoint every receive reads
+        // (docs/benchmarks.md, family 1, "The queue's lock apart from its concurrent queue").
+        _state = new CloseScope();
         ChannelMetrics.Track(this);
     }
 

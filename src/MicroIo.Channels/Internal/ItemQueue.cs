@@ -39,11 +39,17 @@ namespace MicroIo.Internal;
 /// <typeparam name="T">The type of the items.</typeparam>
 internal sealed class ItemQueue<T> : IWaiterOwner
 {
-    private readonly Lock _sync = new();
+    // Allocated in this order: the lock, whose state every write writes, after the completion source and its task, which
+    // nothing touches per item, not just after the concurrent queue's object, whose head every read reads. Allocated
+    // there, the lock's state and the queue's head likely shared a cache line in some placements, and such a channel ran
+    // its handoff at about 1.6 times the time an item (docs/benchmarks.md, family 1, "The queue's lock apart from its
+    // concurrent queue"). The channel allocates its close state next (ChannelCore). This lowers the chance of a shared
+    // line; it does not rule it out.
     private readonly ConcurrentQueue<T> _items = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _sync = new();
     private readonly long _capacity;
     private readonly bool _bounded;
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Written by the senders (under the lock) and, bounded only, by the receivers, usually on different cores: each on its
     // own cache line.
